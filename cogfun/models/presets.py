@@ -1,0 +1,149 @@
+"""Named transformer presets: tiny CPU configs and the published CogVideoX-Fun sizes.
+
+``build_transformer("cogvideox-fun-2b-inp")`` builds a model like ``DiT-XL/2`` builds one in DiT: by name.
+Real sizes are built on the meta device (no memory, no weights) unless asked otherwise; load weights with
+``CogVideoXFunTransformer3DModel.from_pretrained`` or ``to_empty`` + random init for benchmarks.
+
+Sizes follow the released configs (DESIGN.md 1.7): 2B = 30 heads x 64, 30 layers, sincos PE;
+5B = 48 heads x 64, 42 layers, 3D RoPE; V1.5 adds ``patch_size_t=2`` and ``patch_bias=False``. The V1.5
+sample grid is CogVideoX1.5's (300 x 300 latents, 81 frames, RoPE "slice" grid); a real checkpoint's
+``config.json`` always wins over a preset.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from accelerate import init_empty_weights
+
+from .transformer import CogVideoXFunTransformer3DModel
+
+TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
+    # Unit tests: ~60k parameters, base grid 8 x 8 latents (64 x 64 px) x 13 latent frames (49 px frames).
+    "tiny": dict(
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=33,
+        out_channels=16,
+        time_embed_dim=32,
+        text_embed_dim=32,
+        num_layers=2,
+        sample_width=8,
+        sample_height=8,
+        sample_frames=49,
+        max_text_seq_length=16,
+    ),
+    # The toy-world model trained on a CPU: ~20M parameters, base grid 64 x 96 px (8 x 12 latents).
+    "toy": dict(
+        num_attention_heads=6,
+        attention_head_dim=64,
+        in_channels=33,
+        out_channels=16,
+        time_embed_dim=256,
+        text_embed_dim=128,
+        num_layers=4,
+        sample_width=12,
+        sample_height=8,
+        sample_frames=49,
+        max_text_seq_length=16,
+    ),
+    # ~20M parameters, the CPU benchmark size.
+    "bench-20m": dict(
+        num_attention_heads=8,
+        attention_head_dim=64,
+        in_channels=33,
+        out_channels=16,
+        time_embed_dim=256,
+        text_embed_dim=128,
+        num_layers=4,
+        sample_width=16,
+        sample_height=16,
+        sample_frames=49,
+        max_text_seq_length=16,
+    ),
+    "cogvideox-fun-2b-inp": dict(
+        num_attention_heads=30,
+        attention_head_dim=64,
+        in_channels=33,
+        out_channels=16,
+        num_layers=30,
+        sample_width=90,
+        sample_height=60,
+        sample_frames=49,
+        use_rotary_positional_embeddings=False,
+        add_noise_in_inpaint_model=True,
+    ),
+    "cogvideox-fun-5b-inp": dict(
+        num_attention_heads=48,
+        attention_head_dim=64,
+        in_channels=33,
+        out_channels=16,
+        num_layers=42,
+        sample_width=90,
+        sample_height=60,
+        sample_frames=49,
+        use_rotary_positional_embeddings=True,
+        add_noise_in_inpaint_model=True,
+    ),
+    "cogvideox-fun-v1.5-5b-inp": dict(
+        num_attention_heads=48,
+        attention_head_dim=64,
+        in_channels=33,
+        out_channels=16,
+        num_layers=42,
+        sample_width=300,
+        sample_height=300,
+        sample_frames=81,
+        patch_size_t=2,
+        patch_bias=False,
+        use_rotary_positional_embeddings=True,
+        add_noise_in_inpaint_model=True,
+    ),
+}
+
+REAL_PRESETS = ("cogvideox-fun-2b-inp", "cogvideox-fun-5b-inp", "cogvideox-fun-v1.5-5b-inp")
+
+
+def transformer_config(name: str, **overrides: Any) -> dict[str, Any]:
+    """The config dict of a preset, with ``overrides`` checked against the model's arguments."""
+    if name not in TRANSFORMER_PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(TRANSFORMER_PRESETS)}")
+    known = set(inspect.signature(CogVideoXFunTransformer3DModel.__init__).parameters) - {"self"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown transformer config keys {unknown}; see CogVideoXFunTransformer3DModel's arguments")
+    return {**TRANSFORMER_PRESETS[name], **overrides}
+
+
+def build_transformer(
+    name: str, meta: bool | None = None, seed: int | None = 0, **overrides: Any
+) -> CogVideoXFunTransformer3DModel:
+    """Build a transformer by preset name.
+
+    Args:
+        name: a key of ``TRANSFORMER_PRESETS``.
+        meta: build parameters on the meta device (default: True for the real-size presets).
+        seed: seed for the random initialisation (ignored on meta).
+        **overrides: config keys to change, e.g. ``pos_embed_mode="scaled"``.
+
+    Returns:
+        The model in eval mode.
+    """
+    config = transformer_config(name, **overrides)
+    if meta is None:
+        meta = name in REAL_PRESETS
+    if meta:
+        with init_empty_weights():
+            model = CogVideoXFunTransformer3DModel(**config)
+    else:
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = CogVideoXFunTransformer3DModel(**config)
+    return model.eval()
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters (works on the meta device)."""
+    return sum(p.numel() for p in model.parameters())
