@@ -147,3 +147,53 @@ def build_transformer(
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of parameters (works on the meta device)."""
     return sum(p.numel() for p in model.parameters())
+
+
+# ------------------------------------------------------------------------------------------------
+# VAE and scheduler presets
+# ------------------------------------------------------------------------------------------------
+
+# AutoencoderKLCogVideoX configs: 8x spatial, 4x temporal compression (causal first frame), 16 latent
+# channels as the real VAE so the inpaint layout stays 16 + 1 + 16. Real checkpoints bring their own.
+VAE_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(block_out_channels=(8, 8, 8, 8), latent_channels=16, layers_per_block=1, norm_num_groups=4),
+    "toy": dict(block_out_channels=(32, 32, 64, 64), latent_channels=16, layers_per_block=1, norm_num_groups=8),
+}
+
+# The CogVideoX-2B sampler config (DESIGN.md 1.5/1.7): v-prediction, scaled_linear 0.00085..0.012,
+# zero-terminal-SNR rescale, trailing spacing, snr_shift 3.0 (5B: 1.0).
+SCHEDULER_CONFIG: dict[str, Any] = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    prediction_type="v_prediction",
+    rescale_betas_zero_snr=True,
+    timestep_spacing="trailing",
+    clip_sample=False,
+    set_alpha_to_one=True,
+    steps_offset=0,
+    snr_shift_scale=3.0,
+)
+
+
+def build_vae(name: str, seed: int | None = 0, **overrides: Any):
+    """Build an ``AutoencoderKLCogVideoX`` by preset name (random weights, eval mode)."""
+    from diffusers import AutoencoderKLCogVideoX
+
+    if name not in VAE_PRESETS:
+        raise ValueError(f"unknown VAE preset {name!r}; choose one of {sorted(VAE_PRESETS)}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    return AutoencoderKLCogVideoX(**{**VAE_PRESETS[name], **overrides}).eval()
+
+
+def build_scheduler(name: str = "ddim", **overrides: Any):
+    """A CogVideoX sampler with the 2B training config (see ``cogfun.pipelines.samplers`` for names)."""
+    from diffusers import CogVideoXDDIMScheduler
+
+    if name != "ddim":
+        from ..pipelines.samplers import make_scheduler
+
+        return make_scheduler(name, {**SCHEDULER_CONFIG, **overrides})
+    return CogVideoXDDIMScheduler(**{**SCHEDULER_CONFIG, **overrides})
