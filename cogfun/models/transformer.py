@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.embeddings import CogVideoXPatchEmbed
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401  diffusers' pipeline loader looks it up here
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXTransformer3DModel
 from diffusers.utils import logging
 

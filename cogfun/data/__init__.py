@@ -1,0 +1,1 @@
+"""Data for cogfun: video IO, the toy world of captioned clips, datasets and preparation."""

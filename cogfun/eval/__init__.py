@@ -1,0 +1,1 @@
+"""Evaluation for cogfun: metrics for the toy world and for real videos."""

@@ -1,0 +1,123 @@
+"""Turning what users hand the pipeline (paths, PIL images, numpy arrays, tensors) into pixel tensors.
+
+Pixels reach ``cogfun.masks`` as ``(3, H, W)`` images or ``(B, 3, F, H, W)`` videos in [-1, 1]. When an
+image or video's size disagrees with the requested ``height x width`` it is **resized to cover and centre
+cropped, with a warning** (never silently, never refused): users mostly want "make it fit", and the warning
+says how to avoid it (``size_from_image`` picks a size with the image's own aspect ratio).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..buckets import aspect_ratio_buckets, nearest_bucket, resize_crop_box
+
+
+def _load(x: Any) -> Any:
+    if isinstance(x, (str, os.PathLike)):
+        from ..data.video_io import read_image, read_video
+
+        path = str(x)
+        if path.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".webp")):
+            return read_image(path)  # (H, W, 3) in [0, 1]
+        return read_video(path)[0]  # (F, H, W, 3) in [0, 1]
+    return x
+
+
+def _to_unit_tensor(x: Any) -> torch.Tensor:
+    """Anything image-like -> float tensor (..., 3, H, W) in [-1, 1]."""
+    x = _load(x)
+    if hasattr(x, "convert") and hasattr(x, "size"):  # PIL image
+        x = np.asarray(x.convert("RGB"))
+    if isinstance(x, (list, tuple)) and x and hasattr(x[0], "convert"):  # list of PIL frames
+        x = np.stack([np.asarray(f.convert("RGB")) for f in x])
+    if isinstance(x, np.ndarray):  # channels last, [0, 1] float or uint8
+        array = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).movedim(-1, -3)  # (..., 3, H, W)
+        return tensor * 2 - 1
+    if isinstance(x, torch.Tensor):  # channels first, already in [-1, 1]
+        return x.float()
+    raise ValueError(f"cannot read an image/video from {type(x).__name__}; give a path, PIL image, array or tensor")
+
+
+def fit_to_size(pixels: torch.Tensor, height: int, width: int, what: str = "image") -> torch.Tensor:
+    """Resize-to-cover and centre-crop the last two dims to ``height x width`` (warns when it changes)."""
+    src_h, src_w = pixels.shape[-2:]
+    if (src_h, src_w) == (height, width):
+        return pixels
+    warnings.warn(
+        f"the {what} is {src_h}x{src_w} but height x width is {height}x{width}: resized to cover and centre "
+        f"cropped; pass height/width from cogfun.pipelines.size_from_image to keep its aspect ratio",
+        stacklevel=3,
+    )
+    box = resize_crop_box(src_h, src_w, height, width)
+    lead = pixels.shape[:-3]
+    flat = pixels.reshape(-1, *pixels.shape[-3:])
+    flat = F.interpolate(flat, size=(box.resize_h, box.resize_w), mode="bilinear", align_corners=False, antialias=True)
+    flat = flat[..., box.top : box.top + height, box.left : box.left + width]
+    return flat.reshape(*lead, *flat.shape[-3:])
+
+
+def as_image(image: Any, height: int | None = None, width: int | None = None) -> torch.Tensor:
+    """An image as ``(3, H, W)`` in [-1, 1], fitted to ``height x width`` when given."""
+    pixels = _to_unit_tensor(image)
+    if pixels.ndim == 4 and pixels.shape[0] == 1:
+        pixels = pixels[0]
+    if pixels.ndim != 3 or pixels.shape[0] != 3:
+        raise ValueError(f"an image must be (H, W, 3) or (3, H, W) (got shape {tuple(pixels.shape)})")
+    return fit_to_size(pixels, height, width) if height and width else pixels
+
+
+def as_video(video: Any, height: int | None = None, width: int | None = None) -> torch.Tensor:
+    """A video as ``(1, 3, F, H, W)`` in [-1, 1] (tensors may already be ``(B, 3, F, H, W)``)."""
+    pixels = _to_unit_tensor(video)
+    if isinstance(video, torch.Tensor) and pixels.ndim == 5:
+        out = pixels  # (B, 3, F, H, W) as the pipeline's own layout
+    elif pixels.ndim == 4 and pixels.shape[1] == 3:  # (F, 3, H, W) from channels-last frames
+        out = pixels.permute(1, 0, 2, 3)[None]
+    else:
+        raise ValueError(
+            f"a video must be (F, H, W, 3) frames, a video file, or a (B, 3, F, H, W) tensor "
+            f"(got shape {tuple(pixels.shape)})"
+        )
+    if out.shape[2] == 0:
+        raise ValueError("the video has no frames; check the file")
+    if height and width:
+        out = fit_to_size(out.transpose(1, 2), height, width, "video").transpose(1, 2)
+    return out
+
+
+def as_mask(mask: Any) -> torch.Tensor:
+    """A user mask (path, PIL, array or tensor; 1/255 = regenerate) as a float tensor for ``masks.inpaint``."""
+    mask = _load(mask)
+    if hasattr(mask, "convert"):
+        mask = np.asarray(mask.convert("L"))
+    if isinstance(mask, np.ndarray):
+        if mask.ndim >= 3 and mask.shape[-1] == 3:  # colour frames: use the first channel
+            mask = mask[..., 0]
+        mask = torch.from_numpy(mask.astype(np.float32) / (255.0 if mask.dtype == np.uint8 else 1.0))
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(f"cannot read a mask from {type(mask).__name__}")
+    return mask.float()
+
+
+def size_from_image(image: Any, base_size: int = 512, multiple: int = 16) -> tuple[int, int]:
+    """"Resize to the start image": the aspect-ratio bucket nearest the image's, around ``base_size``.
+
+    Args:
+        image: the start image (or video: its first frame decides).
+        base_size: side of the square of the bucket area (e.g. 512, 768, 1024; toy model: 64).
+        multiple: the sides' multiple (16 for CogVideoX).
+
+    Returns:
+        ``(height, width)``, multiples of ``multiple``.
+    """
+    pixels = _to_unit_tensor(image)
+    h, w = pixels.shape[-2:]
+    return nearest_bucket(h, w, aspect_ratio_buckets(base_size=base_size, multiple=multiple))

@@ -1,0 +1,448 @@
+"""One diffusers pipeline for every CogVideoX-Fun mode, with one ``__call__`` and one denoising loop.
+
+The reference (VideoX-Fun) and diffusers each ship a pipeline per task; here a mode is data: a pixel
+``video`` and a ``mask_video`` (1 = regenerate) built by ``cogfun.masks`` (DESIGN.md 1.2). The thin entry
+points (``text_to_video``, ``image_to_video``, ``video_to_video``, ``inpaint``) only build that pair and
+call ``__call__``; long videos are in ``long_video.py``.
+
+``__call__`` narrated:
+1. check inputs  2. encode the prompt (+ negative for classifier-free guidance)  3. timesteps (``strength``
+cuts the schedule for SDEdit)  4. initial latents (noise, or the encoded video noised to the first
+timestep)  5. inpaint latents ``[mask | masked-video latents]``  6. denoising loop  7. decode.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, DiffusionPipeline
+from diffusers.utils.torch_utils import randn_tensor
+from diffusers.video_processor import VideoProcessor
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .. import masks as M
+from ..models.transformer import CogVideoXFunTransformer3DModel
+from .inputs import as_image, as_mask, as_video
+from .samplers import make_scheduler, sampler_name
+
+COMPONENTS = ("tokenizer", "text_encoder", "vae", "transformer", "scheduler")
+OUTPUT_TYPES = ("np", "pt", "pil", "latent")
+
+
+class CogVideoXFunPipeline(DiffusionPipeline):
+    """CogVideoX-Fun generation: text, image, start+end, video-to-video, inpaint (and long video).
+
+    Args:
+        tokenizer: T5 tokenizer.
+        text_encoder: T5 encoder (``T5EncoderModel``).
+        vae: ``AutoencoderKLCogVideoX``.
+        transformer: ``CogVideoXFunTransformer3DModel`` (33 input channels).
+        scheduler: any sampler of ``cogfun.pipelines.samplers`` (``set_sampler`` switches by name).
+    """
+
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        text_encoder: PreTrainedModel,
+        vae: AutoencoderKLCogVideoX,
+        transformer: CogVideoXFunTransformer3DModel,
+        scheduler: Any,
+    ):
+        super().__init__()
+        self.register_modules(
+            tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler
+        )
+        self.vae_scale_factor_spatial = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.vae_scale_factor_temporal = int(self.vae.config.temporal_compression_ratio)
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+
+    # --------------------------------------------------------------------------------------------
+    # Loading and samplers
+    # --------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
+        """Load a local folder in the released layout (``model_index.json`` + five component folders).
+
+        The transformer is always loaded as ``CogVideoXFunTransformer3DModel`` (released checkpoints name
+        diffusers' class; the weights are the same key for key). Nothing is downloaded.
+        """
+        root = os.fspath(pretrained_model_name_or_path)
+        if not os.path.isdir(root):
+            raise ValueError(f"model folder {root!r} does not exist; pass a local checkpoint folder (no downloads)")
+        missing = [name for name in ("model_index.json", *COMPONENTS) if not os.path.exists(os.path.join(root, name))]
+        missing = [m for m in missing if m not in kwargs]
+        if missing:
+            raise ValueError(
+                f"model folder {root!r} lacks {missing}; a CogVideoX-Fun checkpoint needs model_index.json and the "
+                f"folders {list(COMPONENTS)} (or pass the missing component, e.g. transformer=...)"
+            )
+        if "transformer" not in kwargs:
+            kwargs["transformer"] = CogVideoXFunTransformer3DModel.from_pretrained(
+                root, subfolder="transformer", torch_dtype=kwargs.get("torch_dtype")
+            )
+        pipe = super().from_pretrained(root, local_files_only=True, **kwargs)
+        for module in (pipe.text_encoder, pipe.vae, pipe.transformer):
+            module.eval()
+        return pipe
+
+    def set_sampler(self, name: str) -> "CogVideoXFunPipeline":
+        """Switch the sampler by name (``ddim``, ``cogvideox_ddim``, ``cogvideox_dpm``, ``euler``, ``euler_a``,
+        ``dpm++``, ``pndm``), keeping the checkpoint's noise schedule."""
+        self.scheduler = make_scheduler(name, self.scheduler.config)
+        return self
+
+    @property
+    def sampler(self) -> str:
+        return sampler_name(self.scheduler)
+
+    # --------------------------------------------------------------------------------------------
+    # Prompt
+    # --------------------------------------------------------------------------------------------
+
+    def _t5_embeds(self, prompts: list[str], max_length: int, device, dtype) -> torch.Tensor:
+        ids = self.tokenizer(
+            prompts, padding="max_length", max_length=max_length, truncation=True, add_special_tokens=True,
+            return_tensors="pt",
+        ).input_ids
+        return self.text_encoder(ids.to(device))[0].to(dtype=dtype, device=device)  # (B, L, D)
+
+    def encode_prompt(
+        self,
+        prompt: str | list[str] | None,
+        negative_prompt: str | list[str] | None = None,
+        do_classifier_free_guidance: bool = True,
+        num_videos_per_prompt: int = 1,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        max_sequence_length: int | None = None,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """T5 embeddings ``(B * num_videos_per_prompt, L, D)`` of the prompt and (with CFG) the negative prompt."""
+        device = device or self._execution_device
+        dtype = dtype or self.transformer.dtype
+        max_length = max_sequence_length or self.transformer.config.max_text_seq_length
+        if prompt_embeds is None:
+            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+            prompt_embeds = self._t5_embeds(prompts, max_length, device, dtype)
+        batch = prompt_embeds.shape[0]
+        prompt_embeds = prompt_embeds.to(device, dtype).repeat_interleave(num_videos_per_prompt, dim=0)
+        if do_classifier_free_guidance and negative_prompt_embeds is None:
+            negative = negative_prompt or ""
+            negatives = [negative] * batch if isinstance(negative, str) else list(negative)
+            if len(negatives) != batch:
+                raise ValueError(f"negative_prompt has {len(negatives)} entries but prompt has {batch}; give one per prompt")
+            negative_prompt_embeds = self._t5_embeds(negatives, max_length, device, dtype)
+        if negative_prompt_embeds is not None:
+            negative_prompt_embeds = negative_prompt_embeds.to(device, dtype).repeat_interleave(
+                num_videos_per_prompt, dim=0
+            )
+        return prompt_embeds, negative_prompt_embeds
+
+    # --------------------------------------------------------------------------------------------
+    # Checks, timesteps, latents
+    # --------------------------------------------------------------------------------------------
+
+    def check_inputs(self, prompt, prompt_embeds, height, width, num_frames, strength, video, output_type, steps):
+        if prompt is None and prompt_embeds is None:
+            raise ValueError("give a prompt or prompt_embeds")
+        if height % 16 or width % 16:
+            raise ValueError(
+                f"height and width must be multiples of 16 (got {height}x{width}); try "
+                f"{max(16, round(height / 16) * 16)}x{max(16, round(width / 16) * 16)}"
+            )
+        if num_frames < 1 or (num_frames - 1) % self.vae_scale_factor_temporal:
+            k = max(0, (num_frames - 1) // 4)
+            raise ValueError(f"num_frames must be 4k+1 (got {num_frames}); try {4 * k + 1} or {4 * k + 5}")
+        p_t = self.transformer.config.patch_size_t
+        latent_frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
+        if p_t is not None and latent_frames % p_t:
+            raise ValueError(
+                f"this transformer (patch_size_t={p_t}) needs an even number of latent frames; {num_frames} frames "
+                f"give {latent_frames}: try {num_frames + 4} frames"
+            )
+        if not 0 < strength <= 1:
+            raise ValueError(f"strength must be in (0, 1] (got {strength}); 1 starts from pure noise")
+        if strength < 1 and video is None:
+            raise ValueError("strength < 1 (video-to-video) needs a video to start from")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES} (got {output_type!r})")
+        if steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1 (got {steps})")
+
+    def get_timesteps(self, num_inference_steps: int, strength: float, device) -> tuple[torch.Tensor, int]:
+        """The sampler's timesteps from ``strength`` on: SDEdit skips the first ``(1 - strength)`` of them."""
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        init = min(int(num_inference_steps * strength), num_inference_steps)
+        start = max(num_inference_steps - init, 0)
+        timesteps = self.scheduler.timesteps[start * self.scheduler.order :]
+        if len(timesteps) == 0:
+            raise ValueError(f"strength={strength} with {num_inference_steps} steps leaves no step; raise either")
+        return timesteps, len(timesteps) // self.scheduler.order
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """Pixels ``(B, 3, F, H, W)`` -> scaled latents ``(B, F_lat, C, h, w)`` (mode of the posterior)."""
+        latents = [self.vae.encode(v[None]).latent_dist.mode() for v in video.to(self.vae.device, self.vae.dtype)]
+        return torch.cat(latents).permute(0, 2, 1, 3, 4) * self.vae.config.scaling_factor
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents ``(B, F_lat, C, h, w)`` -> pixels ``(B, 3, F, H, W)`` in [-1, 1], F = 4 (F_lat - 1) + 1.
+
+        Quirk of the CogVideoX VAE decoder: it treats the first latent frame as the causal one only when the
+        latent frame count is odd (49 frames -> 13); an even count decodes to ``4 * F_lat`` frames with no
+        causal first frame. We pad an even count with a copy of the last latent frame (the decoder is
+        causal, so earlier frames are unaffected) and drop the extra frames.
+        """
+        latents = latents.permute(0, 2, 1, 3, 4) / self.vae.config.scaling_factor  # (B, C, F_lat, h, w)
+        frames = latents.shape[2]
+        expected = (frames - 1) * self.vae_scale_factor_temporal + 1
+        if frames > 1 and frames % 2 == 0:
+            latents = torch.cat([latents, latents[:, :, -1:]], dim=2)
+        return self.vae.decode(latents.to(self.vae.dtype)).sample[:, :, :expected]
+
+    # --------------------------------------------------------------------------------------------
+    # The one call
+    # --------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        video: Any = None,
+        mask_video: Any = None,
+        strength: float = 1.0,
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 6.0,
+        noise_aug_strength: float = M.INFERENCE_NOISE_SIGMA,
+        num_videos_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ("latents",),
+        max_sequence_length: int | None = None,
+        eta: float = 0.0,
+        resize_method: str = "reference",
+    ):
+        """Generate videos. Every mode goes through here.
+
+        Args:
+            prompt, negative_prompt: text (a list for a batch); the negative prompt defaults to "".
+            video: pixels to keep or start from: ``(B, 3, F, H, W)`` tensor in [-1, 1], ``(F, H, W, 3)``
+                array in [0, 1], a list of PIL frames or a video path. ``None``: text-to-video.
+            mask_video: 1 (or 255) where pixels are regenerated: one image tiled over frames or one per
+                frame (see ``cogfun.masks.inpaint``). ``None`` with a video: regenerate everything
+                (video-to-video).
+            strength: in (0, 1]; below 1 the video is noised to the matching timestep and the first
+                ``(1 - strength)`` of the steps are skipped (SDEdit). Video-to-video uses 0.70.
+            height, width: output size (multiples of 16); default the video's size, else the transformer's
+                sample size.
+            num_frames: 4k+1; default the video's length, else 49.
+            num_inference_steps, guidance_scale: sampler steps and classifier-free guidance (> 1 enables it).
+            noise_aug_strength: sigma of the noise added to the kept video before encoding, when the
+                transformer's config sets ``add_noise_in_inpaint_model`` (0 disables).
+            generator, latents: randomness; ``latents`` ``(B, F_lat, 16, h, w)`` replaces the initial noise.
+            prompt_embeds, negative_prompt_embeds: precomputed T5 embeddings.
+            output_type: ``"np"`` ``(B, F, H, W, 3)`` in [0, 1], ``"pt"`` ``(B, F, 3, H, W)``, ``"pil"``, or
+                ``"latent"`` ``(B, F_lat, 16, h, w)``.
+            callback_on_step_end: ``fn(pipe, step, timestep, tensors) -> dict`` after each step; may replace
+                ``latents``.
+            max_sequence_length: T5 tokens (default the transformer's ``max_text_seq_length``).
+            eta: DDIM eta.
+            resize_method: ``"reference"`` (what checkpoints expect) or ``"max"`` (study option), see
+                ``cogfun.masks.resize_mask``.
+
+        Returns:
+            ``CogVideoXFunOutput(frames=...)`` or a 1-tuple.
+        """
+        # 1. Inputs: the mode is the (video, mask) pair.
+        if video is not None:
+            video = as_video(video)
+            height = height or video.shape[-2]
+            width = width or video.shape[-1]
+            num_frames = num_frames or video.shape[2]
+        height = height or self.transformer.config.sample_height * self.vae_scale_factor_spatial
+        width = width or self.transformer.config.sample_width * self.vae_scale_factor_spatial
+        num_frames = num_frames or 49
+        self.check_inputs(prompt, prompt_embeds, height, width, num_frames, strength, video, output_type,
+                          num_inference_steps)
+        device = self._execution_device
+        dtype = self.transformer.dtype
+        batch = (1 if isinstance(prompt, str) else len(prompt)) if prompt_embeds is None else prompt_embeds.shape[0]
+        batch *= num_videos_per_prompt
+        if video is not None:
+            video = as_video(video, height, width)
+            if video.shape[2] != num_frames:
+                raise ValueError(
+                    f"the video has {video.shape[2]} frames but num_frames={num_frames}; trim the video or pass "
+                    f"num_frames={video.shape[2]}"
+                )
+            if video.shape[0] not in (1, batch):
+                raise ValueError(f"video batch {video.shape[0]} must be 1 or the number of videos {batch}")
+            video = video.expand(batch, -1, -1, -1, -1)
+            mask = torch.ones(1, 1, num_frames, height, width) if mask_video is None else as_mask(mask_video)
+            cond = M.inpaint(video, mask) if mask_video is not None else M.video_to_video(video)
+        else:
+            cond = M.text_to_video(num_frames, height, width, batch_size=batch)
+
+        # 2. Prompt embeddings; CFG stacks [negative, positive] on the batch.
+        do_cfg = guidance_scale > 1.0
+        prompt_embeds, negative_prompt_embeds = self.encode_prompt(
+            prompt, negative_prompt, do_cfg, num_videos_per_prompt, prompt_embeds, negative_prompt_embeds,
+            max_sequence_length, device, dtype,
+        )
+        text = torch.cat([negative_prompt_embeds, prompt_embeds]) if do_cfg else prompt_embeds
+
+        # 3. Timesteps.
+        timesteps, num_steps = self.get_timesteps(num_inference_steps, strength, device)
+
+        # 4. Initial latents: pure noise (strength 1) or the video's latents noised to timesteps[0].
+        shape = (
+            batch,
+            (num_frames - 1) // self.vae_scale_factor_temporal + 1,
+            self.transformer.config.out_channels,
+            height // self.vae_scale_factor_spatial,
+            width // self.vae_scale_factor_spatial,
+        )
+        if latents is None:
+            noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        else:
+            if tuple(latents.shape) != shape:
+                raise ValueError(f"latents must have shape {shape} (got {tuple(latents.shape)})")
+            noise = latents.to(device, dtype)
+        if strength < 1.0:
+            init = self.encode_video(cond.video.to(device)).to(dtype)
+            latents = self.scheduler.add_noise(init, noise, timesteps[:1].repeat(batch))
+        else:
+            latents = noise * self.scheduler.init_noise_sigma
+
+        # 5. Inpaint latents [mask | masked-video latents] (zeros where everything is regenerated).
+        sigma = noise_aug_strength if (self.transformer.config.add_noise_in_inpaint_model and noise_aug_strength) else None
+        cond_on_device = M.Conditioning(
+            None if cond.video is None else cond.video.to(device, self.vae.dtype), cond.mask.to(device), cond.mode
+        )
+        inpaint = M.inpaint_latents(
+            self.vae, cond_on_device, latent_shape=shape, noise_aug_sigma=sigma, generator=generator,
+            resize_method=resize_method,
+        ).to(device, dtype)  # (B, F_lat, 1 + C, h, w)
+        inpaint_in = torch.cat([inpaint, inpaint]) if do_cfg else inpaint
+
+        # 6. Denoising loop, the same for every mode.
+        step_kwargs = {}
+        if "eta" in inspect.signature(self.scheduler.step).parameters:
+            step_kwargs["eta"] = eta
+        if "generator" in inspect.signature(self.scheduler.step).parameters:
+            step_kwargs["generator"] = generator
+        old_pred_original_sample = None
+        self._num_timesteps = len(timesteps)
+        with self.progress_bar(total=num_steps) as progress:
+            for i, t in enumerate(timesteps):
+                model_input = torch.cat([latents, latents]) if do_cfg else latents
+                model_input = self.scheduler.scale_model_input(model_input, t)
+                prediction = self.transformer(
+                    hidden_states=model_input,
+                    encoder_hidden_states=text,
+                    timestep=t.expand(model_input.shape[0]),
+                    inpaint_latents=inpaint_in,
+                    return_dict=False,
+                )[0].float()
+                if do_cfg:
+                    uncond, cond_pred = prediction.chunk(2)
+                    prediction = uncond + guidance_scale * (cond_pred - uncond)
+                if isinstance(self.scheduler, CogVideoXDPMScheduler):
+                    latents, old_pred_original_sample = self.scheduler.step(
+                        prediction, old_pred_original_sample, t, timesteps[i - 1] if i > 0 else None, latents,
+                        **step_kwargs, return_dict=False,
+                    )
+                else:
+                    latents = self.scheduler.step(prediction, t, latents, **step_kwargs, return_dict=False)[0]
+                latents = latents.to(dtype)
+                if callback_on_step_end is not None:
+                    tensors = {"latents": latents, "prompt_embeds": prompt_embeds,
+                               "negative_prompt_embeds": negative_prompt_embeds}
+                    out = callback_on_step_end(self, i, t, {k: tensors[k] for k in callback_on_step_end_tensor_inputs})
+                    latents = (out or {}).get("latents", latents)
+                progress.update()
+
+        # 7. Decode.
+        if output_type == "latent":
+            frames = latents
+        else:
+            pixels = self.decode_latents(latents)  # (B, 3, F, H, W)
+            frames = self.video_processor.postprocess_video(video=pixels.float(), output_type=output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (frames,)
+        return CogVideoXFunOutput(frames=frames)
+
+    # --------------------------------------------------------------------------------------------
+    # Thin entry points: each builds (video, mask) and calls __call__
+    # --------------------------------------------------------------------------------------------
+
+    def text_to_video(self, prompt: str | list[str], **kwargs: Any):
+        """Text-to-video: nothing kept, zero inpaint latents."""
+        return self(prompt=prompt, **kwargs)
+
+    def image_to_video(self, prompt: str | list[str], image: Any, end_image: Any = None,
+                       num_frames: int = 49, height: int | None = None, width: int | None = None, **kwargs: Any):
+        """Image-to-video (start image kept at frame 0), or start+end with ``end_image`` kept at the last frame.
+
+        The image is fitted to ``height x width`` (resize to cover + centre crop, with a warning) when they
+        disagree; by default the output takes the image's size.
+        """
+        start = as_image(image)
+        height, width = height or start.shape[-2], width or start.shape[-1]
+        start = as_image(start, height, width)
+        end = None if end_image is None else as_image(end_image, height, width)
+        cond = M.image_to_video(start, num_frames, end_image=end)
+        return self(prompt=prompt, video=cond.video, mask_video=cond.mask, height=height, width=width,
+                    num_frames=num_frames, **kwargs)
+
+    def video_to_video(self, prompt: str | list[str], video: Any, strength: float = 0.70, **kwargs: Any):
+        """Video-to-video (SDEdit): everything regenerated, starting from the video noised to ``strength``."""
+        return self(prompt=prompt, video=video, mask_video=None, strength=strength, **kwargs)
+
+    def inpaint(self, prompt: str | list[str], video: Any, mask: Any, **kwargs: Any):
+        """Video inpainting: regenerate where ``mask`` is 1 (one image tiled over frames, or one per frame)."""
+        return self(prompt=prompt, video=video, mask_video=mask, **kwargs)
+
+    def long_video(self, prompt: str, num_frames: int, **kwargs: Any):
+        """Any number of frames by overlapping segments; see ``cogfun.pipelines.long_video``."""
+        from .long_video import generate_long_video
+
+        return generate_long_video(self, prompt, num_frames, **kwargs)
+
+
+class CogVideoXFunOutput(dict):
+    """Pipeline output: ``.frames`` (also ``out["frames"]``, ``out[0]``)."""
+
+    def __init__(self, frames: Any):
+        super().__init__(frames=frames)
+        self.frames = frames
+
+    def __getitem__(self, key):
+        return self.frames if key == 0 else super().__getitem__(key)
+
+
+def frames_to_numpy(frames: Any) -> np.ndarray:
+    """Pipeline frames of any ``output_type`` except latent -> ``(B, F, H, W, 3)`` float in [0, 1]."""
+    if isinstance(frames, np.ndarray):
+        return frames
+    if isinstance(frames, torch.Tensor):
+        return frames.permute(0, 1, 3, 4, 2).float().cpu().numpy()
+    return np.stack([np.stack([np.asarray(f, dtype=np.float32) / 255.0 for f in video]) for video in frames])
