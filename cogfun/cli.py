@@ -1,4 +1,4 @@
-"""The ``cogfun`` command: ``cogfun smoke`` (and, as the kit grows, generate, prepare, train, eval).
+"""The ``cogfun`` command: generate, smoke (and, as the kit grows, prepare, cache, train, eval, experiment).
 
 Each subcommand is a thin shell over a package function; ``cogfun SUBCOMMAND --help`` documents it.
 """
@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--num-frames", type=int, default=9)
     smoke.add_argument("--pos-embed-mode", default="interpolate")
     smoke.set_defaults(func=_smoke)
+
+    from .pipelines.command import add_generate_parser
+
+    add_generate_parser(sub)
     return parser
 
 

@@ -7,6 +7,9 @@ toy world's words, so nothing is downloaded.
 
 from __future__ import annotations
 
+import os
+import warnings
+from pathlib import Path
 from typing import Any
 
 from ..models.presets import build_scheduler, build_transformer, build_vae
@@ -44,3 +47,31 @@ def build_components(preset: str = "tiny", seed: int = 0, **transformer_override
         transformer=transformer,
         scheduler=build_scheduler("ddim"),
     )
+
+
+# ------------------------------------------------------------------------------------------------
+# The default model
+# ------------------------------------------------------------------------------------------------
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "toy-model"
+
+
+def load_pipeline(model: str | os.PathLike | None = None, seed: int = 0, quiet: bool = False):
+    """The pipeline of a model folder, a component preset name, or (``None``) the default model.
+
+    The default is the toy-world checkpoint shipped in ``cogfun/assets/toy-model``; where it is absent
+    (a fresh clone before training) the ``tiny`` preset with random weights stands in, with a notice.
+    """
+    from .pipeline import CogVideoXFunPipeline
+
+    if model is None:
+        if (DEFAULT_MODEL_DIR / "model_index.json").exists():
+            model = DEFAULT_MODEL_DIR
+        else:
+            if not quiet:
+                warnings.warn("no trained default model in cogfun/assets/toy-model: using the random 'tiny' preset",
+                              stacklevel=2)
+            model = "tiny"
+    if isinstance(model, str) and model in COMPONENT_PRESETS:
+        return CogVideoXFunPipeline(**build_components(model, seed=seed))
+    return CogVideoXFunPipeline.from_pretrained(model)
