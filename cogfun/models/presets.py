@@ -189,11 +189,12 @@ def build_vae(name: str, seed: int | None = 0, **overrides: Any):
 
 
 def build_scheduler(name: str = "ddim", **overrides: Any):
-    """A CogVideoX sampler with the 2B training config (see ``cogfun.pipelines.samplers`` for names)."""
-    from diffusers import CogVideoXDDIMScheduler
+    """A sampler by name (``cogfun.pipelines.samplers.SAMPLERS``) with the CogVideoX-2B schedule.
 
-    if name != "ddim":
-        from ..pipelines.samplers import make_scheduler
+    The default ``"ddim"`` is diffusers' ``DDIMScheduler`` (the reference's default sampler; like the
+    reference's training ``DDPMScheduler`` it ignores ``snr_shift_scale``, which only the CogVideoX*
+    schedulers apply).
+    """
+    from ..pipelines.samplers import make_scheduler
 
-        return make_scheduler(name, {**SCHEDULER_CONFIG, **overrides})
-    return CogVideoXDDIMScheduler(**{**SCHEDULER_CONFIG, **overrides})
+    return make_scheduler(name, {**SCHEDULER_CONFIG, **overrides})
