@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .pipelines.command import add_generate_parser
 
     add_generate_parser(sub)
+    from .experiments import add_experiment_parser
+
+    add_experiment_parser(sub)
     return parser
 
 

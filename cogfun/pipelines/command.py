@@ -25,8 +25,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 DEFAULT_PROMPT = "a red circle moving right on a grey background"
 
 
@@ -96,6 +94,8 @@ def _output_path(args: argparse.Namespace, mode: str) -> Path:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    import torch
+
     from ..data.video_io import write_video
     from .components import load_pipeline
     from .inputs import size_from_image
