@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments import add_experiment_parser
 
     add_experiment_parser(sub)
+    from .eval.command import add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 

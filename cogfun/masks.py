@@ -441,7 +441,9 @@ def training_noise_sigma(
     Returns:
         `(B,)` sigmas.
     """
-    log_sigma = torch.randn(batch_size, generator=generator, device=device, dtype=torch.float32)
+    # drawn on the generator's device (a CPU generator may drive a GPU run), then moved
+    gen_device = generator.device if generator is not None else device
+    log_sigma = torch.randn(batch_size, generator=generator, device=gen_device, dtype=torch.float32).to(device)
     log_sigma = TRAINING_LOG_SIGMA_MEAN + TRAINING_LOG_SIGMA_STD * log_sigma  # (B,)
     return log_sigma.exp().to(dtype)
 
@@ -475,7 +477,8 @@ def add_noise_to_reference_video(
         sigma = sigma.expand(b)
     if sigma.shape != (b,):
         raise ValueError(f"sigma must be a float or shape ({b},) (got {tuple(sigma.shape)})")
-    noise = torch.randn(video.shape, generator=generator, device=video.device, dtype=video.dtype)
+    gen_device = generator.device if generator is not None else video.device  # CPU generator, GPU video: fine
+    noise = torch.randn(video.shape, generator=generator, device=gen_device, dtype=video.dtype).to(video.device)
     noise = noise * sigma.view(b, 1, 1, 1, 1)  # (B, 3, F, H, W)
     noise = torch.where(video == -1, torch.zeros_like(noise), noise)
     return video + noise

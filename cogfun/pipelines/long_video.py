@@ -90,10 +90,11 @@ def generate_long_video(
         start = as_image(start, height, width)
     plan = plan_segments(num_frames, segment_frames, overlap)
     end = None if end_image is None else as_image(end_image, height, width)
+    quiet = bool(getattr(pipe, "_progress_bar_config", {}).get("disable", False))
     kwargs = {**kwargs, "output_type": "np", "height": height, "width": width, "generator": generator}
 
     output: np.ndarray | None = None
-    for index, (length, ov) in enumerate(tqdm(plan, desc="segments", disable=len(plan) == 1)):
+    for index, (length, ov) in enumerate(tqdm(plan, desc="segments", disable=len(plan) == 1 or quiet)):
         last = index == len(plan) - 1
         if index == 0:
             if image is None:

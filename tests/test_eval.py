@@ -1,0 +1,257 @@
+"""Tests for cogfun.eval: metrics (values), held-out sets, EvalConfig, evaluate() and `cogfun eval`."""
+
+import argparse
+import json
+import math
+import time
+from collections import Counter
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio
+
+from cogfun.data.toy import HELD_OUT_PHOTOS, TRAIN_PHOTOS, ToyClipSpec, clip_seed, render_clip
+from cogfun.eval import metrics as M
+from cogfun.eval.benchmark import (
+    EvalConfig,
+    apply_overrides,
+    check_targets,
+    compare_metrics,
+    evaluate,
+    held_out_clips,
+    held_out_photo_clips,
+    held_out_shape_specs,
+    resolve_config,
+)
+from cogfun.eval.command import add_eval_parser, new_run_folder
+from cogfun.pipelines import CogVideoXFunPipeline, generate_long_video
+from cogfun.pipelines.components import build_components
+
+# ------------------------------------------------------------------------------------------------
+# Metrics
+# ------------------------------------------------------------------------------------------------
+
+
+def test_psnr_of_identical_images_is_the_cap():
+    image = np.random.default_rng(0).random((8, 8, 3))
+    assert M.psnr(image, image) == M.PSNR_CAP_DB == 100.0
+
+
+def test_psnr_of_known_noise_matches_the_formula():
+    clean = np.full((4, 6, 6, 3), 0.5)
+    signs = np.where(np.random.default_rng(0).random(clean.shape) < 0.5, -1.0, 1.0)
+    assert M.psnr(clean + 0.1 * signs, clean) == pytest.approx(20.0)  # MSE 0.01 -> 10 log10(1 / 0.01)
+    assert M.psnr(clean * 255 + 25.5 * signs, clean * 255, data_range=255) == pytest.approx(20.0)
+    noisy = np.clip(clean + np.random.default_rng(1).normal(0, 0.05, clean.shape), 0, 1)
+    mse = np.mean((noisy - clean) ** 2)
+    assert M.psnr(noisy, clean) == pytest.approx(10 * np.log10(1 / mse))
+    assert M.psnr(noisy, clean) == pytest.approx(peak_signal_noise_ratio(clean, noisy, data_range=1.0))
+
+
+def test_first_and_last_frame_psnr_and_shape_check():
+    video = np.zeros((5, 4, 4, 3))
+    video[-1] = 0.1
+    assert M.first_frame_psnr(video, np.zeros((4, 4, 3))) == 100.0
+    assert M.last_frame_psnr(video, np.zeros((4, 4, 3))) == pytest.approx(20.0)
+    assert M.psnr_per_frame(video, video) == [100.0] * 5
+    with pytest.raises(ValueError, match="same size"):
+        M.psnr(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))
+
+
+def test_temporal_smoothness_of_ramps_frozen_and_flicker():
+    ramp = np.broadcast_to(np.arange(6)[:, None, None, None] * 0.1, (6, 4, 4, 3))  # +0.1 per frame
+    frozen = np.full((6, 4, 4, 3), 0.3)
+    flicker = np.where(np.arange(6) % 2 == 0, 0.0, 0.2)[:, None, None, None] * np.ones((6, 4, 4, 3))
+    assert M.temporal_difference(ramp) == pytest.approx(0.1)
+    assert M.temporal_jitter(ramp) == pytest.approx(0.0, abs=1e-12)
+    assert M.temporal_difference(frozen) == 0.0
+    assert M.temporal_jitter(flicker) == pytest.approx(0.4)  # |x[t+1] - 2 x[t] + x[t-1]| = 2 * 0.2
+    out = M.temporal_smoothness(flicker, reference=ramp)
+    assert out["temporal_diff_ratio"] == pytest.approx(2.0)
+    assert out["jitter_ref"] == pytest.approx(0.0, abs=1e-12) and math.isnan(out["jitter_ratio"])
+
+
+def _moving_clip(num_frames=13):
+    spec = ToyClipSpec("shape", "right", "grey", "circle", "red", size=0.3, speed=0.8)
+    return render_clip(spec, 32, 32, num_frames, seed=3).astype(np.float64)
+
+
+def test_seam_metric_sees_a_jump_at_the_seam():
+    clip = _moving_clip()
+    jumped = clip.copy()
+    jumped[7:] += 0.2  # a brightness jump between frames 6 and 7
+    smooth, jump = M.seam_continuity(clip, [7]), M.seam_continuity(jumped, [7])
+    assert smooth["ratio"] == pytest.approx(1.0, abs=0.2)  # uniform motion: seams look like any pair
+    assert jump["ratio"] > 5 * smooth["ratio"]
+    assert jump["within"] == pytest.approx(smooth["within"])  # the jump only changes the seam pair
+    assert M.seam_continuity(jumped, [(7, 3)])["across"] < jump["across"]  # a wider seam dilutes the jump
+    with pytest.raises(ValueError, match="boundary"):
+        M.seam_continuity(clip, [13])
+
+
+def test_long_video_seams_are_where_segments_cross_fade():
+    """Segments of constant value k: frame differences are nonzero exactly inside the seam windows."""
+    assert M.long_video_seams(13, 5, 2) == [(5, 2), (8, 2), (11, 3)]
+    assert M.long_video_seams(5, 5, 2) == []
+
+    calls = []
+
+    def fake_pipe(prompt, num_frames, height, width, **kwargs):
+        calls.append(num_frames)
+        return SimpleNamespace(frames=np.full((1, num_frames, height, width, 3), len(calls) / 10, np.float32))
+
+    frames = generate_long_video(fake_pipe, "x", 13, segment_frames=5, overlap=2, height=8, width=8)
+    diffs = M.frame_differences(frames)  # pair (t - 1, t) is entry t - 1
+    in_window = np.zeros(12, bool)
+    for boundary, width in M.long_video_seams(13, 5, 2):
+        in_window[boundary - width:boundary] = True
+    assert (diffs[in_window] > 0).all() and (diffs[~in_window] == 0).all()
+    seam = M.seam_continuity(frames, M.long_video_seams(13, 5, 2))
+    assert seam["within"] == 0 and seam["across"] > 0 and math.isnan(seam["ratio"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Held-out sets and the config
+# ------------------------------------------------------------------------------------------------
+
+
+def test_held_out_sets_are_balanced_deterministic_and_unseen():
+    shapes = held_out_shape_specs(60)
+    assert set(Counter(c.spec.colour for c in shapes).values()) == {10}
+    assert set(Counter(c.spec.shape for c in shapes).values()) == {15}
+    assert set(Counter(c.spec.direction for c in shapes).values()) == {12}
+    assert shapes == held_out_shape_specs(60)
+    training_seeds = {clip_seed(s, i) for s in range(4) for i in range(2000)}
+    clips = held_out_clips(40) + shapes
+    assert not training_seeds & {c.render_seed for c in clips}
+    assert all(c.spec.photo in (None, *TRAIN_PHOTOS) for c in held_out_clips(40))
+    photos = held_out_photo_clips()
+    assert {c.spec.photo for c in photos} == set(HELD_OUT_PHOTOS) and len(photos) == 8
+    assert photos[0].caption == "a camera pan to the left across a photo of a cup of coffee"
+
+
+def test_config_overrides_are_typed_and_checked():
+    cfg = apply_overrides(EvalConfig(), ["num_prompts=3", "seeds=[1, 2]", "subsets=vae", "height=32", "width=48",
+                                         "unseen_size=[64, 80]", "guidance=1"])
+    assert (cfg.num_prompts, cfg.seeds, cfg.subsets, cfg.height, cfg.unseen_size) == (3, (1, 2), ("vae",), 32, (64, 80))
+    assert cfg.guidance == 1.0 and isinstance(cfg.guidance, float)
+    assert apply_overrides(cfg, ["height=null", "width=null"]).height is None
+    for bad, match in [("steps_=3", "unknown eval config keys"), ("num_prompts=two", "must be int"),
+                       ("subsets=[vae, nope]", "subsets must be"), ("prompt_seed=0", "prompt_seed must be >= 10000"),
+                       ("num_frames=8", "4k\\+1"), ("height=30", "multiples of 16"), ("unseen_size=[64]", "2 items")]:
+        with pytest.raises(ValueError, match=match):
+            apply_overrides(cfg, [bad])
+    with pytest.raises(ValueError, match="unknown eval suite"):
+        resolve_config("no-such-suite")
+
+
+def test_compare_metrics_and_targets():
+    measured = {"vae/psnr": 31.0, "t2v/colour_acc": 0.5, "long/seam_ratio": float("nan")}
+    assert compare_metrics(measured, {"vae/psnr": 31.2, "long/seam_ratio": None}, atol=0.5) == []
+    problems = compare_metrics(measured, {"vae/psnr": 29.0, "t2v/colour_acc": 0.5, "i2v/x": 1.0}, atol=0.5)
+    assert len(problems) == 2 and problems[0].startswith("vae/psnr") and "missing" in problems[1]
+    targets = check_targets(measured)
+    assert targets["vae/psnr"]["met"] and not targets["t2v/colour_acc"]["met"]
+    assert targets["t2v/colour_acc"]["gap"] == pytest.approx(-0.4)
+
+
+# ------------------------------------------------------------------------------------------------
+# The benchmark on a random tiny pipeline
+# ------------------------------------------------------------------------------------------------
+
+SMOKE = ["pos_embed_modes=[interpolate, truncate]", "photos=[coffee]"]  # fewer calls: a 2-core CPU
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    p = CogVideoXFunPipeline(**build_components("tiny"))
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+@pytest.fixture(scope="module")
+def smoke(pipe):
+    return evaluate(pipe, resolve_config("smoke", SMOKE), progress=False)
+
+
+def test_evaluate_returns_finite_metrics_with_the_expected_keys(pipe, smoke):
+    metrics = smoke["metrics"]
+    expected = ["vae/psnr", "vae/psnr_min", "i2v/first_frame_psnr", "i2v/temporal_diff_ratio",
+                "start_end/first_frame_psnr", "start_end/last_frame_psnr", "t2v/colour_acc", "t2v/shape_acc",
+                "t2v/direction_acc", "t2v/all_acc", "long/seam_ratio", "photos/first_frame_psnr"]
+    for mode in ("interpolate", "truncate"):
+        expected += [f"unseen/{mode}/i2v/first_frame_psnr", f"unseen/{mode}/t2v/colour_acc",
+                     f"unseen/{mode}/i2v/first_frame_psnr_vs_trained"]
+    for key in expected:
+        assert key in metrics and math.isfinite(metrics[key]), key
+    for key, value in metrics.items():
+        if "psnr" in key and not key.endswith("_vs_trained"):
+            assert 0 < value < 100, key
+        if key.endswith("_acc"):
+            assert value in (0.0, 0.5, 1.0), key  # 2 prompts x 1 seed (unseen: 1 prompt)
+    assert not any(k.startswith("unseen/extrapolate") for k in metrics)
+    # records: 2 vae + 2 i2v + 2 start_end + 2 t2v + 1 long + 2 modes x (1 + 1) unseen + 1 photo
+    assert Counter(r["subset"] for r in smoke["records"]) == dict(vae=2, i2v=2, start_end=2, t2v=2, long=1,
+                                                                   unseen=4, photos=1)
+    assert metrics["i2v/n"] == 2 and smoke["size"] == [32, 32]
+    # the pipeline is left as it was
+    assert pipe.transformer.config.pos_embed_mode == "interpolate" and pipe.sampler == "ddim"
+
+
+def test_vae_psnr_is_the_psnr_of_an_encode_decode_round_trip(pipe, smoke):
+    record = next(r for r in smoke["records"] if r["subset"] == "vae")
+    clip = render_clip(ToyClipSpec.from_dict(record["spec"]), 32, 32, 5, record["render_seed"])
+    pixels = torch.from_numpy(clip).permute(3, 0, 1, 2)[None] * 2 - 1
+    with torch.no_grad():
+        recon = pipe.decode_latents(pipe.encode_video(pixels))
+    recon = ((recon[0].clamp(-1, 1) + 1) / 2).permute(1, 2, 3, 0).numpy()
+    assert record["psnr"] == pytest.approx(M.psnr(recon, clip), abs=1e-6)
+    assert smoke["metrics"]["vae/psnr"] == pytest.approx(np.mean([r["psnr"] for r in smoke["records"]
+                                                                  if r["subset"] == "vae"]))
+
+
+def test_evaluate_is_deterministic_for_a_config(pipe, smoke):
+    again = evaluate(pipe, resolve_config("smoke", ["subsets=[i2v, t2v]", "num_prompts=1"]), progress=False)
+    first = [r for r in smoke["records"] if r["subset"] in ("i2v", "t2v") and r["index"] == 0]
+    assert again["records"] == first
+
+
+def test_unseen_size_must_differ_from_the_eval_size(pipe):
+    with pytest.raises(ValueError, match="never trained on"):
+        evaluate(pipe, resolve_config("smoke", ["subsets=unseen", "height=null", "width=null",
+                                                "unseen_size=[64, 64]"]), progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# The command
+# ------------------------------------------------------------------------------------------------
+
+
+def test_eval_command_writes_a_new_run_folder_each_time(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_eval_parser(parser.add_subparsers(dest="command"))
+    argv = ["eval", "--model", "tiny", "--out", str(tmp_path), "--suite", "smoke", "--subset", "vae",
+            "--set", "num_prompts=1", "--quiet"]
+    for _ in range(2):
+        args = parser.parse_args(argv)
+        assert args.func(args) == 0
+    folders = sorted(tmp_path.iterdir())
+    assert len(folders) == 2 and all("-smoke" in f.name for f in folders)
+    runs = [json.loads((f / "metrics.json").read_text()) for f in folders]
+    assert runs[0]["metrics"] == runs[1]["metrics"]  # deterministic
+    run = runs[0]
+    assert set(run["metrics"]) == {"vae/psnr", "vae/first_frame_psnr", "vae/psnr_min", "vae/n"}
+    assert run["model"] == "tiny" and run["config"]["subsets"] == ["vae"] and run["config"]["num_prompts"] == 1
+    assert "commit" in run and "dirty" in run and len(run["records"]) == 1
+    assert run["targets"]["vae/psnr"]["met"] is False
+    assert resolve_config(folders[0] / "config.yaml") == resolve_config("smoke", ["num_prompts=1", "subsets=vae"])
+    out = capsys.readouterr().out
+    assert "| vae/psnr |" in out and "metrics.json" in out
+
+
+def test_run_folders_never_collide(tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-000000")
+    names = [new_run_folder(tmp_path / "runs", "quick").name for _ in range(3)]
+    assert names == ["20260101-000000-quick", "20260101-000000-quick-2", "20260101-000000-quick-3"]
