@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .eval.command import add_eval_parser
 
     add_eval_parser(sub)
+    from .data.prepare import add_prepare_parser
+
+    add_prepare_parser(sub)
+    from .data.latent_cache import add_cache_parser
+
+    add_cache_parser(sub)
+    from .training.command import add_train_parser
+
+    add_train_parser(sub)
     return parser
 
 

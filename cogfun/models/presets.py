@@ -157,7 +157,8 @@ def count_parameters(model: torch.nn.Module) -> int:
 # channels as the real VAE so the inpaint layout stays 16 + 1 + 16. Real checkpoints bring their own.
 VAE_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(block_out_channels=(8, 8, 8, 8), latent_channels=16, layers_per_block=1, norm_num_groups=4),
-    "toy": dict(block_out_channels=(32, 32, 64, 64), latent_channels=16, layers_per_block=1, norm_num_groups=8),
+    # 0.87M parameters: a training step on 4 crops of 9x32x32 takes ~0.6 s on one CPU thread
+    "toy": dict(block_out_channels=(16, 32, 32, 32), latent_channels=16, layers_per_block=1, norm_num_groups=8),
 }
 
 # The CogVideoX-2B sampler config (DESIGN.md 1.5/1.7): v-prediction, scaled_linear 0.00085..0.012,
