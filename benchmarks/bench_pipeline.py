@@ -44,16 +44,14 @@ and ``extrapolate`` calls.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from paired_stats import RESULTS, quartiles, reexec_with_malloc_env, sign_test, write_section
+
 SECTION = "## Pipeline text-to-video: cogfun vs diffusers"
 COMMAND = (
     "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 "
@@ -75,24 +73,7 @@ CASES = [
 PIPELINES = ("diffusers", "cogfun-extrapolate", "cogfun-interpolate")
 
 
-def _reexec_with_malloc_env() -> None:
-    """glibc reads the malloc thresholds at start-up only: restart this process with them if unset."""
-    if all(os.environ.get(k) == v for k, v in MALLOC_ENV.items()):
-        return
-    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
 
-
-def _quartiles(values: list[float]) -> tuple[float, float]:
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return q[0], q[2]
-
-
-def _sign_test(ratios: list[float]) -> tuple[int, float, float]:
-    """Rounds where cogfun was faster, and one-sided sign-test p-values for "faster" and for "slower"."""
-    n, faster = len(ratios), sum(r < 1.0 for r in ratios)
-    slower = sum(r > 1.0 for r in ratios)
-    tail = lambda k: sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n  # P(X >= k), X ~ Bin(n, 1/2)
-    return faster, tail(faster), tail(slower)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -247,12 +228,12 @@ def bench_case(preset: str, frames: int, height: int, width: int, runs: int, war
         "own_ms": {n: med(v) for n, v in own.items()},
         "shared_ms": {n: med(v) for n, v in shared.items()},
         "ratio": {n: statistics.median(r) for n, r in ratios.items()},
-        "ratio_iqr": {n: _quartiles(r) for n, r in ratios.items()},
-        "sign": {n: _sign_test(r) for n, r in ratios.items()},
+        "ratio_iqr": {n: quartiles(r) for n, r in ratios.items()},
+        "sign": {n: sign_test(r) for n, r in ratios.items()},
         "own_ratio": {n: statistics.median(r) for n, r in own_ratios.items()},
-        "own_iqr": {n: _quartiles(r) for n, r in own_ratios.items()},
+        "own_iqr": {n: quartiles(r) for n, r in own_ratios.items()},
         "transformer_ratio": {n: statistics.median(r) for n, r in transformer_ratios.items()},
-        "transformer_iqr": {n: _quartiles(r) for n, r in transformer_ratios.items()},
+        "transformer_iqr": {n: quartiles(r) for n, r in transformer_ratios.items()},
         "pooled_ratio": pooled,
         "conditioning_ms": conditioning_ms,
     }
@@ -355,17 +336,6 @@ def conclusion(results: list[dict], alpha: float = 0.05) -> str:
     )
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace this script's section of RESULTS.md (or append it), keeping every other section as it is."""
-    old = path.read_text() if path.exists() else "# cogfun benchmarks\n"
-    if SECTION in old:
-        start = old.index(SECTION)
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text.rstrip("\n") + ("\n" + old[end:] if end != -1 else "\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    path.write_text(new)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -379,7 +349,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.runs < 7:
         parser.error("--runs must be at least 7 (medians of paired runs need them)")
-    _reexec_with_malloc_env()
+    reexec_with_malloc_env()
 
     import diffusers
     import torch
@@ -443,7 +413,7 @@ def main() -> None:
     print()
     print(conclusion(results))
     if not args.no_write:
-        write_section(section)
+        write_section(SECTION, section)
         print(f"\nwrote {RESULTS}", file=sys.stderr)
 
 

@@ -23,16 +23,14 @@ and a one-sided sign test over rounds.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from paired_stats import RESULTS, quartiles, reexec_with_malloc_env, sign_test, write_section
+
 SECTION = "## Transformer forward: cogfun vs diffusers"
 COMMAND = (
     "MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 "
@@ -47,24 +45,7 @@ CASES = [
 ]
 
 
-def _reexec_with_malloc_env() -> None:
-    """glibc reads the malloc thresholds at start-up only: restart this process with them if unset."""
-    if all(os.environ.get(k) == v for k, v in MALLOC_ENV.items()):
-        return
-    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
 
-
-def _quartiles(values: list[float]) -> tuple[float, float]:
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return q[0], q[2]
-
-
-def _sign_test(ratios: list[float]) -> tuple[int, float, float]:
-    """Rounds where cogfun was faster, and one-sided sign-test p-values for "faster" and for "slower"."""
-    n, faster = len(ratios), sum(r < 1.0 for r in ratios)
-    slower = sum(r > 1.0 for r in ratios)
-    tail = lambda k: sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n  # P(X >= k), X ~ Bin(n, 1/2)
-    return faster, tail(faster), tail(slower)
 
 
 def bench_case(preset: str, batch: int, grid: tuple[int, int, int], runs: int, warmup: int) -> dict:
@@ -130,8 +111,8 @@ def bench_case(preset: str, batch: int, grid: tuple[int, int, int], runs: int, w
         "median_ms": {name: 1e3 * statistics.median(t) for name, t in times.items()},
         "table_ms": 1e3 * statistics.median(table_times),
         "ratio": {name: statistics.median(r) for name, r in ratios.items()},
-        "ratio_iqr": {name: _quartiles(r) for name, r in ratios.items()},
-        "sign": {name: _sign_test(r) for name, r in ratios.items()},
+        "ratio_iqr": {name: quartiles(r) for name, r in ratios.items()},
+        "sign": {name: sign_test(r) for name, r in ratios.items()},
         "runs": runs,
     }
 
@@ -178,17 +159,6 @@ def conclusion(results: list[dict], alpha: float = 0.05) -> str:
     )
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace this script's section of RESULTS.md (or append it), keeping other sections."""
-    old = path.read_text() if path.exists() else "# cogfun benchmarks\n"
-    if SECTION in old:
-        start = old.index(SECTION)
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text.rstrip("\n") + ("\n" + old[end:] if end != -1 else "\n")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    path.write_text(new)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -201,7 +171,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.runs < 7:
         parser.error("--runs must be at least 7 (medians of paired runs need them)")
-    _reexec_with_malloc_env()
+    reexec_with_malloc_env()
 
     import diffusers
     import torch
@@ -255,7 +225,7 @@ def main() -> None:
     print()
     print(conclusion(results))
     if not args.no_write:
-        write_section(section)
+        write_section(SECTION, section)
         print(f"\nwrote {RESULTS}", file=sys.stderr)
 
 
