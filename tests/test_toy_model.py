@@ -1,0 +1,67 @@
+"""The shipped default model (cogfun/assets/toy-model): loads, generates every mode, and measures as committed.
+
+The metrics are recomputed here by running the model; `eval_quick.json` beside the checkpoint holds the values
+the recipe's eval produced, and the test checks the two agree within a tolerance.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cogfun.eval.benchmark import compare_metrics, evaluate_suite
+from cogfun.pipelines.components import DEFAULT_MODEL_DIR, load_pipeline
+
+QUICK_SUBSETS = ["subsets=[vae, i2v, start_end, t2v]"]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    assert (DEFAULT_MODEL_DIR / "model_index.json").exists(), "the default toy model is missing from cogfun/assets"
+    p = load_pipeline()
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def test_checkpoint_is_small_safetensors_with_provenance():
+    files = [f for f in DEFAULT_MODEL_DIR.rglob("*") if f.is_file()]
+    assert sum(f.stat().st_size for f in files) < 25 * 2**20
+    assert not [f for f in files if f.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
+    provenance = json.loads((DEFAULT_MODEL_DIR / "provenance.json").read_text())
+    assert provenance["recipe"] == "experiments/toy-model/recipe.sh" and provenance["seed"] == 0
+
+
+@pytest.mark.parametrize("mode", ["t2v", "i2v", "start_end", "v2v", "inpaint"])
+def test_every_mode_generates_the_right_shape(pipe, mode):
+    g = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    kw = dict(num_frames=9, height=64, width=96, num_inference_steps=2, generator=g)
+    image = rng.random((64, 96, 3)).astype(np.float32)
+    video = rng.random((9, 64, 96, 3)).astype(np.float32)
+    prompt = "a green square moving up on a white background"
+    if mode == "t2v":
+        out = pipe.text_to_video(prompt, **kw)
+    elif mode in ("i2v", "start_end"):
+        out = pipe.image_to_video(prompt, image, end_image=image[::-1].copy() if mode == "start_end" else None, **kw)
+    elif mode == "v2v":
+        out = pipe.video_to_video(prompt, video, **{**kw, "num_inference_steps": 4})
+    else:
+        mask = np.zeros((64, 96), np.float32)
+        mask[16:48, 24:72] = 1
+        out = pipe.inpaint(prompt, video, mask, **kw)
+    assert out.frames.shape == (1, 9, 64, 96, 3)
+    assert np.isfinite(out.frames).all()
+
+
+def test_quick_eval_matches_the_committed_results(pipe):
+    committed = json.loads((DEFAULT_MODEL_DIR / "eval_quick.json").read_text())["metrics"]
+    measured = evaluate_suite(pipe, "quick", QUICK_SUBSETS)["metrics"]
+    assert all(math.isfinite(v) for k, v in measured.items() if k.endswith("psnr"))
+    psnr = {k: v for k, v in committed.items() if k.endswith("psnr")}
+    accuracy = {k: v for k, v in committed.items() if k.endswith("_acc")}
+    assert psnr and accuracy
+    assert compare_metrics(measured, psnr, rtol=0.02, atol=0.2) == []
+    # 2 prompts: one detector decision flipping by a float difference moves an accuracy by 0.5
+    assert compare_metrics(measured, accuracy, rtol=0.0, atol=0.5) == []
