@@ -255,3 +255,16 @@ def test_run_folders_never_collide(tmp_path, monkeypatch):
     monkeypatch.setattr(time, "strftime", lambda fmt: "20260101-000000")
     names = [new_run_folder(tmp_path / "runs", "quick").name for _ in range(3)]
     assert names == ["20260101-000000-quick", "20260101-000000-quick-2", "20260101-000000-quick-3"]
+
+
+def test_a_mode_that_cannot_serve_the_unseen_grid_is_recorded_not_fatal():
+    from cogfun.eval.benchmark import evaluate_suite
+    from cogfun.pipelines.components import load_pipeline
+
+    pipe = load_pipeline("tiny")
+    pipe.set_progress_bar_config(disable=True)
+    overrides = ["subsets=[unseen]", "pos_embed_modes=[truncate, interpolate]", "unseen_size=[128, 128]",
+                 "num_frames=17"]
+    metrics = evaluate_suite(pipe, "smoke", overrides)["metrics"]
+    assert "base table holds 208" in metrics["unseen/truncate/error"]  # 5 x 8 x 8 = 320 positions needed
+    assert "unseen/interpolate/i2v/first_frame_psnr" in metrics

@@ -568,10 +568,14 @@ def evaluate(pipe: Any, config: EvalConfig = EvalConfig(), progress: bool = True
                         if not rope:
                             transformer.set_pos_embed_mode(mode)
                         extra = dict(pos_embed_mode=mode)
-                        i2v = _run_i2v(runner, config, unseen_shared, config.unseen_size, "unseen", False, bar,
-                                       task="i2v", **extra)
-                        t2v = _run_t2v(runner, config, unseen_shapes, config.unseen_size, "unseen", bar,
-                                       task="t2v", **extra)
+                        try:
+                            i2v = _run_i2v(runner, config, unseen_shared, config.unseen_size, "unseen", False,
+                                           bar, task="i2v", **extra)
+                            t2v = _run_t2v(runner, config, unseen_shapes, config.unseen_size, "unseen", bar,
+                                           task="t2v", **extra)
+                        except ValueError as error:  # e.g. "truncate" cannot serve a grid larger than its table
+                            metrics[f"unseen/{mode}/error"] = str(error)
+                            continue
                         metrics.update(summarise(i2v, f"unseen/{mode}/i2v", I2V_KEYS))
                         metrics.update(summarise(t2v, f"unseen/{mode}/t2v", T2V_KEYS))
                         for task, items in (("i2v", i2v), ("t2v", t2v)):
