@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The toy-model recipe: data -> VAE -> inpaint transformer -> cogfun/assets/toy-model, with cogfun alone.
-# Deterministic for its seeds (data seed 0, model seeds 0). About 35 minutes of training on a 2-core CPU
-# (VAE 6 min, transformer 25 min), then the evaluation.
+# Deterministic for its seeds (data seed 0, model seeds 0). About 65 minutes of training on a 2-core CPU
+# (VAE 5000 steps ~20 min, transformer 3600 steps ~40 min, two threads each), then the evaluation (~25 min).
 #   bash experiments/toy-model/recipe.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,8 +26,16 @@ MODEL=experiments/runs/toy-dit/recipe/model
 rm -rf cogfun/assets/toy-model
 $PY -c "import torch; from cogfun.pipelines import CogVideoXFunPipeline as P; p = P.from_pretrained('$MODEL'); p.transformer.to(torch.float16); p.save_pretrained('cogfun/assets/toy-model')"
 cp $HERE/vae.yaml $HERE/dit.yaml cogfun/assets/toy-model/
-echo "{\"recipe\": \"experiments/toy-model/recipe.sh\", \"commit\": \"$(git rev-parse HEAD)\", \"seed\": 0}" \
-  > cogfun/assets/toy-model/provenance.json
+$PY - "$(git rev-parse HEAD)" <<'EOF'
+import json, sys
+from pathlib import Path
+def run(name):  # steps and summed step seconds of a training run, from its metrics.jsonl
+    rows = [json.loads(line) for line in Path(f"experiments/runs/{name}/recipe/metrics.jsonl").open()]
+    return {"run": f"{name}/recipe", "steps": rows[-1]["step"], "train_minutes": round(sum(r["seconds"] for r in rows) / 60, 1)}
+Path("cogfun/assets/toy-model/provenance.json").write_text(json.dumps(dict(
+    recipe="experiments/toy-model/recipe.sh", commit=sys.argv[1], seed=0, vae=run("toy-vae"), transformer=run("toy-dit"),
+    transformer_weights="float16 on disk, loaded as float32"), indent=1))
+EOF
 du -sh cogfun/assets/toy-model
 $PY -c "import json; from cogfun.eval.benchmark import evaluate_suite; from cogfun.pipelines.components import load_pipeline; r = evaluate_suite(load_pipeline(), 'quick', ['subsets=[vae, i2v, start_end, t2v]']); json.dump({'suite': 'quick', 'overrides': ['subsets=[vae, i2v, start_end, t2v]'], 'metrics': r['metrics']}, open('cogfun/assets/toy-model/eval_quick.json', 'w'), indent=1)"
 $PY -m cogfun.cli eval --suite full --out experiments/runs/eval
