@@ -20,6 +20,8 @@ from cogfun.eval.benchmark import (
     check_targets,
     compare_metrics,
     evaluate,
+    format_table,
+    headline,
     held_out_clips,
     held_out_photo_clips,
     held_out_shape_specs,
@@ -265,6 +267,10 @@ def test_a_mode_that_cannot_serve_the_unseen_grid_is_recorded_not_fatal():
     pipe.set_progress_bar_config(disable=True)
     overrides = ["subsets=[unseen]", "pos_embed_modes=[truncate, interpolate]", "unseen_size=[128, 128]",
                  "num_frames=17"]
-    metrics = evaluate_suite(pipe, "smoke", overrides)["metrics"]
-    assert "base table holds 208" in metrics["unseen/truncate/error"]  # 5 x 8 x 8 = 320 positions needed
+    result = evaluate_suite(pipe, "smoke", overrides)
+    metrics, errors = result["metrics"], result["errors"]
+    assert "base table holds 208" in errors["unseen/truncate"]  # 5 x 8 x 8 = 320 positions needed
     assert "unseen/interpolate/i2v/first_frame_psnr" in metrics
+    assert all(isinstance(v, (int, float)) for v in metrics.values())  # errors stay out of the numbers
+    assert not any(key.startswith("unseen/truncate/") for key in metrics)
+    assert format_table(headline(metrics))  # the results table can be written

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from cogfun.eval.benchmark import compare_metrics, evaluate_suite
 from cogfun.pipelines.components import DEFAULT_MODEL_DIR, load_pipeline
@@ -31,6 +32,11 @@ def test_checkpoint_is_small_safetensors_with_provenance():
     assert not [f for f in files if f.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
     provenance = json.loads((DEFAULT_MODEL_DIR / "provenance.json").read_text())
     assert provenance["recipe"] == "experiments/toy-model/recipe.sh" and provenance["seed"] == 0
+    assert len(provenance["commit"]) == 40
+    # the recipe's step counts, as its configs (shipped beside the weights) ask
+    for part, config in (("vae", "vae.yaml"), ("transformer", "dit.yaml")):
+        steps = yaml.safe_load((DEFAULT_MODEL_DIR / config).read_text())["max_steps"]
+        assert provenance[part]["steps"] == steps and 0 < provenance[part]["train_minutes"] < 90
 
 
 @pytest.mark.parametrize("mode", ["t2v", "i2v", "start_end", "v2v", "inpaint"])

@@ -506,8 +506,9 @@ def evaluate(pipe: Any, config: EvalConfig = EvalConfig(), progress: bool = True
         progress: show one progress bar per subset.
 
     Returns:
-        ``{"metrics": {"subset/metric": float, ...}, "records": [per-item dicts], "config": dict,
-        "seconds": {subset: float}, "size": [H, W]}``.
+        ``{"metrics": {"subset/metric": float, ...}, "errors": {"subset/mode": why}, "records": [per-item
+        dicts], "config": dict, "seconds": {subset: float}, "size": [H, W]}``. ``errors`` names what could
+        not be measured (a positional-embedding mode that cannot serve ``unseen_size``) instead of failing.
     """
     size = eval_size(pipe, config)
     if tuple(config.unseen_size) == size and "unseen" in config.subsets:
@@ -536,6 +537,7 @@ def evaluate(pipe: Any, config: EvalConfig = EvalConfig(), progress: bool = True
     }
 
     metrics: dict[str, float] = {}
+    errors: dict[str, str] = {}  # what could not be measured, and why (kept out of the numeric metrics)
     records: list[dict] = []
     seconds: dict[str, float] = {}
     by_subset: dict[str, list[dict]] = {}
@@ -574,7 +576,7 @@ def evaluate(pipe: Any, config: EvalConfig = EvalConfig(), progress: bool = True
                             t2v = _run_t2v(runner, config, unseen_shapes, config.unseen_size, "unseen", bar,
                                            task="t2v", **extra)
                         except ValueError as error:  # e.g. "truncate" cannot serve a grid larger than its table
-                            metrics[f"unseen/{mode}/error"] = str(error)
+                            errors[f"unseen/{mode}"] = str(error)
                             continue
                         metrics.update(summarise(i2v, f"unseen/{mode}/i2v", I2V_KEYS))
                         metrics.update(summarise(t2v, f"unseen/{mode}/t2v", T2V_KEYS))
@@ -590,7 +592,8 @@ def evaluate(pipe: Any, config: EvalConfig = EvalConfig(), progress: bool = True
         if not rope:
             transformer.set_pos_embed_mode(saved[1])
         pipe._progress_bar_config = saved[2]
-    return dict(metrics=metrics, records=records, config=config_to_dict(config), seconds=seconds, size=list(size))
+    return dict(metrics=metrics, errors=errors, records=records, config=config_to_dict(config), seconds=seconds,
+                size=list(size))
 
 
 def evaluate_suite(pipe: Any, suite: str | Path | EvalConfig = "quick", overrides: list[str] | tuple[str, ...] = (),

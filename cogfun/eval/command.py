@@ -14,7 +14,8 @@ YAML file of ``EvalConfig`` fields; ``--set key=value`` overrides any field.
 Every run writes into a **new** folder ``OUT/<time>-<suite>/`` (``-2``, ``-3``... when taken; an existing
 run is never overwritten):
 
-- ``metrics.json``: ``metrics`` (flat ``"subset/metric"`` floats; ``null`` where undefined), ``targets``
+- ``metrics.json``: ``metrics`` (flat ``"subset/metric"`` floats; ``null`` where undefined), ``errors``
+  (what could not be measured and why, e.g. ``"unseen/truncate"`` at a grid larger than its table), ``targets``
   (issue 5's targets met or not), ``records`` (one per generated item), the resolved ``config``, ``model``,
   ``commit`` and ``dirty`` (of the cogfun source tree, when it is a git checkout), ``seconds`` per subset,
   ``device``, ``torch`` and ``started``;
@@ -152,19 +153,23 @@ def run_eval(args: argparse.Namespace) -> int:
 
     folder = new_run_folder(args.out, config.name)
     record = dict(
-        metrics=result["metrics"], targets=check_targets(result["metrics"]), model=model,
+        metrics=result["metrics"], errors=result["errors"], targets=check_targets(result["metrics"]), model=model,
         **source_commit(), config=config_to_dict(config), size=result["size"], seconds=result["seconds"],
         device=device, dtype=args.dtype, torch=torch.__version__, started=started, records=result["records"],
     )
     (folder / "metrics.json").write_text(json.dumps(_json_safe(record), indent=1))
     (folder / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
     short = format_table(headline(result["metrics"]))
+    errors = "".join(f"- `{key}`: {why}\n" for key, why in result["errors"].items())
     (folder / "results.md").write_text(
         f"# cogfun eval: {config.name}\n\nmodel: `{model}`, commit: `{record['commit']}`, size: "
         f"{result['size'][0]}x{result['size'][1]}x{config.num_frames}, steps: {config.steps}\n\n## Headline\n\n"
         f"{short}\n\n## All metrics\n\n{format_table(result['metrics'])}\n"
+        + (f"\n## Not measured\n\n{errors}" if errors else "")
     )
     print(short)
+    if errors:
+        print(f"\nnot measured:\n{errors}", end="")
     print(f"\n{sum(result['seconds'].values()):.1f}s -> {folder / 'metrics.json'}")
     return 0
 

@@ -39,4 +39,9 @@ EOF
 du -sh cogfun/assets/toy-model
 $PY -c "import json; from cogfun.eval.benchmark import evaluate_suite; from cogfun.pipelines.components import load_pipeline; r = evaluate_suite(load_pipeline(), 'quick', ['subsets=[vae, i2v, start_end, t2v]']); json.dump({'suite': 'quick', 'overrides': ['subsets=[vae, i2v, start_end, t2v]'], 'metrics': r['metrics']}, open('cogfun/assets/toy-model/eval_quick.json', 'w'), indent=1)"
 $PY -m cogfun.cli eval --suite full --out experiments/runs/eval
-$PY experiments/toy-model/readme_media.py docs/media
+
+# 5. Keep the full benchmark beside the recipe (the README's results table), the training curves and media.
+RUN=$(ls -d experiments/runs/eval/*-full | tail -1)
+mkdir -p $HERE/results && cp $RUN/metrics.json $RUN/results.md $HERE/results/
+$PY $HERE/training_curves.py docs/media
+$PY $HERE/readme_media.py docs/media
