@@ -6,6 +6,8 @@ the recipe's eval produced, and the test checks the two agree within a tolerance
 
 import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,3 +73,17 @@ def test_quick_eval_matches_the_committed_results(pipe):
     assert compare_metrics(measured, psnr, rtol=0.02, atol=0.2) == []
     # 2 prompts: one detector decision flipping by a float difference moves an accuracy by 0.5
     assert compare_metrics(measured, accuracy, rtol=0.0, atol=0.5) == []
+
+
+def test_readme_results_table_quotes_the_recorded_benchmark():
+    """Each number of the README's results table that names its metric key is the recorded full benchmark's value."""
+    root = Path(__file__).resolve().parents[1]
+    recorded = json.loads((root / "experiments/toy-model/results/metrics.json").read_text())
+    assert recorded["config"]["name"] == "full" and recorded["model"].endswith("cogfun/assets/toy-model")
+    readme = (root / "README.md").read_text()
+    rows = re.findall(r"^\| [^|]*\(`([a-z0-9_/]+)`[^|]*\) \| (-?[0-9.]+)(%| dB)? \|", readme, re.M)
+    assert len(rows) >= 10, "the results table lost its metric keys"
+    for key, value, unit in rows:
+        measured = recorded["metrics"][key] * (100 if unit == "%" else 1)
+        decimals = len(value.split(".")[1]) if "." in value else 0
+        assert round(measured, decimals) == pytest.approx(float(value)), f"README quotes {value} for {key}"
