@@ -306,3 +306,11 @@ def test_save_figure_and_video(tmp_path):
 
     path = save_video(np.zeros((5, 16, 16, 3), np.float32), tmp_path, "sample")
     assert path == tmp_path / "videos" / "sample.mp4" and probe_video(path)["num_frames"] == 5
+
+
+def test_run_folders_list_in_creation_order(tmp_path):
+    from cogfun.experiments import new_run_dir
+
+    made = [new_run_dir(tmp_path / "runs", "fast") for _ in range(5)]  # several inside one second
+    assert list_runs(tmp_path / "runs", "fast") == made
+    assert len({p.name[:15] for p in made}) <= 2 and len(set(made)) == 5

@@ -1,6 +1,6 @@
 """Running an experiment: papermill executes the notebook into a new run folder that is never overwritten.
 
-A run of ``<name>`` lives in ``<runs_dir>/<name>/<YYYYmmdd-HHMMSS>-<6 hex>/`` and holds:
+A run of ``<name>`` lives in ``<runs_dir>/<name>/<YYYYmmdd-HHMMSS>-<ms>-<4 hex>/`` and holds:
 
 - ``<notebook>.ipynb``: the executed notebook (kept when a cell fails: papermill saves it after every cell and
   marks the failing one);
@@ -54,7 +54,10 @@ def default_runs_dir(experiments_dir: str | os.PathLike | None = None) -> Path:
 
 
 def new_run_dir(runs_dir: str | os.PathLike, name: str) -> Path:
-    """Create ``<runs_dir>/<name>/<YYYYmmdd-HHMMSS>-<6 hex>/``; an existing folder is never reused.
+    """Create ``<runs_dir>/<name>/<YYYYmmdd-HHMMSS>-<milliseconds>-<4 hex>/``; an existing folder is never reused.
+
+    Names sort in creation order (``list_runs`` relies on it): a run started in the same millisecond
+    as an earlier one of this experiment waits for the next millisecond.
 
     Args:
         runs_dir: the folder of all runs.
@@ -62,8 +65,13 @@ def new_run_dir(runs_dir: str | os.PathLike, name: str) -> Path:
     """
     parent = Path(runs_dir).resolve() / name
     parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        path = parent / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    for _ in range(1000):
+        now = datetime.now()
+        stamp = f"{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}"
+        if any(parent.glob(f"{stamp}-*")):
+            time.sleep(0.001)
+            continue
+        path = parent / f"{stamp}-{secrets.token_hex(2)}"
         try:
             path.mkdir()  # fails if it exists: two runs never share a folder
             return path
