@@ -29,8 +29,9 @@ cp $HERE/vae.yaml $HERE/dit.yaml cogfun/assets/toy-model/
 $PY - "$(git rev-parse HEAD)" <<'EOF'
 import json, sys
 from pathlib import Path
+from cogfun.training.metrics_log import read_metrics_log
 def run(name):  # steps and summed step seconds of a training run, from its metrics.jsonl
-    rows = [json.loads(line) for line in Path(f"experiments/runs/{name}/recipe/metrics.jsonl").open()]
+    rows = read_metrics_log(f"experiments/runs/{name}/recipe/metrics.jsonl")
     return {"run": f"{name}/recipe", "steps": rows[-1]["step"], "train_minutes": round(sum(r["seconds"] for r in rows) / 60, 1)}
 Path("cogfun/assets/toy-model/provenance.json").write_text(json.dumps(dict(
     recipe="experiments/toy-model/recipe.sh", commit=sys.argv[1], seed=0, vae=run("toy-vae"), transformer=run("toy-dit"),

@@ -3,7 +3,7 @@
     .venv/bin/python experiments/toy-model/training_curves.py docs/media
 
 Reads ``experiments/runs/toy-vae/recipe/metrics.jsonl`` and ``experiments/runs/toy-dit/recipe/metrics.jsonl``
-and writes ``toy_vae_training.png`` (reconstruction L1 and MSE per step) and ``toy_dit_training.png``
+and writes ``toy_vae_training.png`` (reconstruction L1 per step) and ``toy_dit_training.png``
 (v-prediction loss per step, coloured by bucket).
 """
 
