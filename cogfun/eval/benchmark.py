@@ -139,7 +139,7 @@ class EvalConfig:
     steps: int = 25
     guidance: float = 6.0
     sampler: str = "ddim"
-    unseen_size: tuple[int, int] = (128, 128)
+    unseen_size: tuple[int, int] = (144, 144)
     unseen_num_prompts: int = 4
     pos_embed_modes: tuple[str, ...] = POS_EMBED_MODES
     long_num_prompts: int = 2

@@ -35,7 +35,7 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
         sample_frames=49,
         max_text_seq_length=16,
     ),
-    # The toy-world model trained on a CPU: 6.9M parameters (13.8 MB in fp16), base grid 64 x 96 px (8 x 12 latents).
+    # The toy-world model trained on a CPU: 7.16M parameters (14.3 MB in fp16), base grid 64 x 96 px (8 x 12 latents).
     "toy": dict(
         num_attention_heads=5,
         attention_head_dim=64,
