@@ -29,13 +29,14 @@ import argparse
 import dataclasses
 import json
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ..source_state import source_state
 
 DEFAULT_OUT = "experiments/runs/eval"
 
@@ -79,24 +80,6 @@ def new_run_folder(root: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise ValueError(f"could not find a free run folder for {stem!r} in {root}; clean up or choose another --out")
-
-
-def source_commit(path: str | Path | None = None) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the git checkout holding ``path``
-    (default: the cogfun package), read-only. ``dirty`` counts modified *and untracked* files under
-    ``path``: code that ran but is not in the commit makes the commit an incomplete record."""
-    folder = Path(path) if path else Path(__file__).resolve().parent
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--", ".") if commit else None
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
 def _json_safe(value: Any) -> Any:
@@ -154,7 +137,7 @@ def run_eval(args: argparse.Namespace) -> int:
     folder = new_run_folder(args.out, config.name)
     record = dict(
         metrics=result["metrics"], errors=result["errors"], targets=check_targets(result["metrics"]), model=model,
-        **source_commit(), config=config_to_dict(config), size=result["size"], seconds=result["seconds"],
+        **source_state(Path(__file__).resolve().parent.parent), config=config_to_dict(config), size=result["size"], seconds=result["seconds"],
         device=device, dtype=args.dtype, torch=torch.__version__, started=started, records=result["records"],
     )
     (folder / "metrics.json").write_text(json.dumps(_json_safe(record), indent=1))

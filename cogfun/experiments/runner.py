@@ -20,13 +20,13 @@ import json
 import os
 import platform
 import secrets
-import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..source_state import source_state
 from .spec import RUN_DIR_PARAMETER, ExperimentSpec, find_experiments_dir, load_experiment, notebook_parameters, \
     resolve_parameters
 
@@ -96,20 +96,6 @@ def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.replace(tmp, path)
-
-
-def git_state(folder: str | os.PathLike) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout holding ``folder`` (read-only git calls)."""
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
 def _kernel_name(spec: ExperimentSpec) -> str:
@@ -224,7 +210,7 @@ def run_experiment(
         "parameters": resolved,
         "injected": inject,
         "overrides": {k: v for k, v in inject.items() if overrides and k in overrides},
-        "git": git_state(spec.path.parent),
+        "git": source_state(spec.path.parent),
         "started_at": started_at,
         "kernel": kernel,
         "kernel_command": _kernel_command(kernel),
