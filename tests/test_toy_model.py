@@ -4,6 +4,7 @@ The metrics are recomputed here by running the model; `eval_quick.json` beside t
 the recipe's eval produced, and the test checks the two agree within a tolerance.
 """
 
+import ast
 import json
 import math
 import re
@@ -14,8 +15,13 @@ import pytest
 import torch
 import yaml
 
-from cogfun.eval.benchmark import compare_metrics, evaluate_suite
+from cogfun.eval.benchmark import EVAL_SUITES, compare_metrics, evaluate_suite
 from cogfun.pipelines.components import DEFAULT_MODEL_DIR, load_pipeline
+from cogfun.training.config import load_config
+from cogfun.training.dataset import clip_key
+from cogfun.training.trainer import stage_plan
+
+ROOT = Path(__file__).resolve().parents[1]
 
 QUICK_SUBSETS = ["subsets=[vae, i2v, start_end, t2v]"]
 
@@ -39,6 +45,25 @@ def test_checkpoint_is_small_safetensors_with_provenance():
     for part, config in (("vae", "vae.yaml"), ("transformer", "dit.yaml")):
         steps = yaml.safe_load((DEFAULT_MODEL_DIR / config).read_text())["max_steps"]
         assert provenance[part]["steps"] == steps and 0 < provenance[part]["train_minutes"] < 90
+
+
+def test_recipe_mixes_ratios_and_lengths_in_one_budget_and_never_trains_the_unseen_sizes():
+    """The shipped config and the recipe's clip sizes give 17-, 13- and 5-frame buckets of several aspect ratios
+    inside one token budget, and no bucket has an eval suite's "unseen" size."""
+    config = load_config(DEFAULT_MODEL_DIR / "dit.yaml")
+    assert config == load_config(ROOT / "experiments/toy-model/dit.yaml"), "shipped dit.yaml differs from the recipe's"
+    assert len(config.stages) == 1
+    plan = stage_plan(config, config.stages[0][1])
+    recipe = (ROOT / "experiments/toy-model/recipe.sh").read_text()
+    sizes = ast.literal_eval(re.search(r"sizes=(\(\(.*?\)\))", recipe).group(1))
+    keys = {clip_key(h, w, f, plan) for h, w, f in sizes}
+    assert sorted({f for _, _, f in keys}) == [5, 13, 17]
+    assert len({round(h / w, 3) for h, w, _ in keys}) >= 3
+    trained = {(b.height, b.width) for b in plan}
+    for suite in ("full", "quick"):
+        assert tuple(EVAL_SUITES[suite].unseen_size) not in trained, f"the {suite} suite's unseen size is a bucket"
+    assert (EVAL_SUITES["full"].height, EVAL_SUITES["full"].width) == (None, None)  # the sample size, 64x96: trained
+    assert (64, 96) in trained
 
 
 @pytest.mark.parametrize("mode", ["t2v", "i2v", "start_end", "v2v", "inpaint"])
@@ -77,10 +102,9 @@ def test_quick_eval_matches_the_committed_results(pipe):
 
 def test_readme_results_table_quotes_the_recorded_benchmark():
     """Each number of the README's results table that names its metric key is the recorded full benchmark's value."""
-    root = Path(__file__).resolve().parents[1]
-    recorded = json.loads((root / "experiments/toy-model/results/metrics.json").read_text())
+    recorded = json.loads((ROOT / "experiments/toy-model/results/metrics.json").read_text())
     assert recorded["config"]["name"] == "full" and recorded["model"].endswith("cogfun/assets/toy-model")
-    readme = (root / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     rows = re.findall(r"^\| [^|]*\(`([a-z0-9_/]+)`[^|]*\) \| (-?[0-9.]+)(%| dB)? \|", readme, re.M)
     assert len(rows) >= 10, "the results table lost its metric keys"
     for key, value, unit in rows:

@@ -9,7 +9,8 @@ import torch
 from cogfun.buckets import BucketBatchSampler, bucket_for, plan_buckets
 from cogfun.data.toy import write_toy_dataset
 from cogfun.data.video_io import write_video
-from cogfun.training.dataset import BucketVideoDataset, TaggedBatchSampler, collate, load_metadata, sample_window
+from cogfun.training.dataset import (BucketVideoDataset, TaggedBatchSampler, clip_key, collate, load_metadata,
+                                     sample_window)
 
 
 def _plan():
@@ -35,6 +36,15 @@ def test_bucket_assignment_follows_ratio_and_clip_length(tmp_path):
     assert item["pixel_values"].dtype == torch.float32
     assert -1 <= item["pixel_values"].min() and item["pixel_values"].max() <= 1
     assert item["text"] == load_metadata(tmp_path / "metadata.json")[1]["text"]
+
+
+def test_clip_key_is_the_bucket_with_the_frames_the_clip_holds():
+    plan = _plan()
+    assert clip_key(32, 32, 17, plan) == (32, 32, 9)  # longer than the bucket: the bucket's 9 frames
+    assert clip_key(32, 64, 8, plan) == (16, 48, 5)  # 8 frames hold 5 (4k+1), in the landscape bucket
+    assert clip_key(64, 32, 1, plan) == (48, 16, 1)  # an image
+    with pytest.raises(ValueError, match="num_frames must be >= 1"):
+        clip_key(32, 32, 0, plan)
 
 
 def _ramp_video(path, num_frames=17, height=32, width=64):

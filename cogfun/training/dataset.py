@@ -94,6 +94,21 @@ def sample_window(num_available: int, num_frames: int, stride: int) -> tuple[int
     return stride, num_available - span + 1
 
 
+def clip_key(height: int, width: int, num_frames: int, plan: Sequence[Bucket]) -> tuple[int, int, int]:
+    """``(height, width, num_frames)`` a source clip trains at: its bucket (``bucket_for``), with the
+    bucket's frame count lowered to the largest 4k+1 the clip holds (an image, ``num_frames=1``, stays 1).
+
+    Args:
+        height, width: source size in pixels.
+        num_frames: source frames (1 for an image).
+        plan: buckets of one budget (``plan_buckets``).
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1 (got {num_frames})")
+    bucket = bucket_for(height, width, plan)
+    return bucket.height, bucket.width, min(bucket.num_frames, _largest_4k1(num_frames))
+
+
 class BucketVideoDataset(Dataset):
     """Clips of a metadata JSON, each resized and cropped to its bucket of a plan.
 
@@ -139,12 +154,10 @@ class BucketVideoDataset(Dataset):
         self.batch_sizes: dict[tuple[int, int, int], int] = {}
         for entry in self.entries:
             height, width, frames = self._source_size(entry)
-            bucket = bucket_for(height, width, self.plan)
-            wanted = 1 if entry["type"] == "image" else min(bucket.num_frames, _largest_4k1(frames))
-            key = (bucket.height, bucket.width, wanted)
+            key = clip_key(height, width, 1 if entry["type"] == "image" else frames, self.plan)
             self.keys.append(key)
             self.sizes.append((height, width, frames))
-            self.batch_sizes[key] = bucket.batch_size
+            self.batch_sizes[key] = bucket_for(height, width, self.plan).batch_size
 
     def _source_size(self, entry: dict[str, Any]) -> tuple[int, int, int]:
         """``(height, width, frames)`` from the metadata, else probed from the file."""

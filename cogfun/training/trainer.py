@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..buckets import BucketBatchSampler, StageSchedule, num_tokens, plan_buckets
+from ..buckets import BucketBatchSampler, BucketPlan, StageSchedule, num_tokens, plan_buckets
 from .checkpoint import (
     checkpoint_path,
     create_run_dir,
@@ -411,13 +411,9 @@ def _add_lora(transformer, config: TransformerTrainConfig) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def stage_data(config: TransformerTrainConfig, stage: int, budget: int, rank: int, world_size: int):
-    """The bucketed dataset and the (infinite, rank-aware) sampler of one stage.
-
-    Returns:
-        ``(dataset, sampler)``; the sampler seed is ``seed + stage``.
-    """
-    plan = plan_buckets(
+def stage_plan(config: TransformerTrainConfig, budget: int) -> BucketPlan:
+    """The buckets a config trains at one token budget (``plan_buckets`` with the config's bucket keys)."""
+    return plan_buckets(
         budget,
         base_size=tuple(config.base_sizes) or None,
         rule=config.budget_rule,
@@ -428,6 +424,15 @@ def stage_data(config: TransformerTrainConfig, stage: int, budget: int, rank: in
         min_ratio=config.min_ratio,
         max_ratio=config.max_ratio,
     )
+
+
+def stage_data(config: TransformerTrainConfig, stage: int, budget: int, rank: int, world_size: int):
+    """The bucketed dataset and the (infinite, rank-aware) sampler of one stage.
+
+    Returns:
+        ``(dataset, sampler)``; the sampler seed is ``seed + stage``.
+    """
+    plan = stage_plan(config, budget)
     if not config.metadata:
         raise ValueError("metadata is empty; set metadata: path/to/metadata.json in the config")
     dataset = BucketVideoDataset(
