@@ -26,6 +26,7 @@ from cogfun.eval.benchmark import (
     held_out_photo_clips,
     held_out_shape_specs,
     resolve_config,
+    summarise,
 )
 from cogfun.eval.command import add_eval_parser, new_run_folder
 from cogfun.pipelines import CogVideoXFunPipeline, generate_long_video
@@ -189,10 +190,12 @@ def test_evaluate_returns_finite_metrics_with_the_expected_keys(pipe, smoke):
     for key in expected:
         assert key in metrics and math.isfinite(metrics[key]), key
     for key, value in metrics.items():
-        if "psnr" in key and not key.endswith("_vs_trained"):
+        if "psnr" in key and not key.endswith(("_vs_trained", "_se")):
             assert 0 < value < 100, key
         if key.endswith("_acc"):
             assert value in (0.0, 0.5, 1.0), key  # 2 prompts x 1 seed (unseen: 1 prompt)
+            # two items: s.e. = |a - b| / 2; one item (unseen): undefined
+            assert metrics[f"{key}_se"] in (0.0, 0.5) if key.count("/") == 1 else math.isnan(metrics[f"{key}_se"])
     assert not any(k.startswith("unseen/extrapolate") for k in metrics)
     # records: 2 vae + 2 i2v + 2 start_end + 2 t2v + 1 long + 2 modes x (1 + 1) unseen + 1 photo
     assert Counter(r["subset"] for r in smoke["records"]) == dict(vae=2, i2v=2, start_end=2, t2v=2, long=1,
@@ -244,13 +247,28 @@ def test_eval_command_writes_a_new_run_folder_each_time(tmp_path, capsys):
     runs = [json.loads((f / "metrics.json").read_text()) for f in folders]
     assert runs[0]["metrics"] == runs[1]["metrics"]  # deterministic
     run = runs[0]
-    assert set(run["metrics"]) == {"vae/psnr", "vae/first_frame_psnr", "vae/psnr_min", "vae/n"}
+    assert set(run["metrics"]) == {"vae/psnr", "vae/psnr_se", "vae/first_frame_psnr", "vae/first_frame_psnr_se",
+                                   "vae/psnr_min", "vae/n"}
+    assert run["metrics"]["vae/psnr_se"] is None  # one item: no standard error (NaN, written as null)
     assert run["model"] == "tiny" and run["config"]["subsets"] == ["vae"] and run["config"]["num_prompts"] == 1
     assert "commit" in run and "dirty" in run and len(run["records"]) == 1
     assert run["targets"]["vae/psnr"]["met"] is False
     assert resolve_config(folders[0] / "config.yaml") == resolve_config("smoke", ["num_prompts=1", "subsets=vae"])
     out = capsys.readouterr().out
     assert "| vae/psnr |" in out and "metrics.json" in out
+
+
+def test_summarise_reports_means_with_standard_errors_and_the_table_shows_them():
+    records = [{"colour_acc": v, "first_frame_psnr": p} for v, p in ((1.0, 20.0), (0.0, 22.0), (1.0, 24.0),
+                                                                      (1.0, float("nan")))]
+    out = summarise(records, "t2v", ("colour_acc", "first_frame_psnr"))
+    assert out["t2v/colour_acc"] == 0.75 and out["t2v/n"] == 4
+    assert out["t2v/colour_acc_se"] == pytest.approx(0.25)  # std(1, 0, 1, 1; ddof 1) = 0.5, / sqrt(4)
+    assert out["t2v/first_frame_psnr"] == 22.0  # the NaN item is left out of mean and s.e.
+    assert out["t2v/first_frame_psnr_se"] == pytest.approx(2.0 / math.sqrt(3))
+    table = format_table(headline(out), {"t2v/colour_acc": 0.9})
+    assert "| t2v/colour_acc | 0.75 | 0.25 | >= 0.9 | no |" in table
+    assert "colour_acc_se |" not in table and "| t2v/first_frame_psnr | 22 | 1.155 |  |  |" in table
 
 
 def test_run_folders_never_collide(tmp_path, monkeypatch):

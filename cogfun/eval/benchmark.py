@@ -131,7 +131,7 @@ class EvalConfig:
     name: str = "full"
     subsets: tuple[str, ...] = EVAL_SUBSETS
     prompt_seed: int = MIN_EVAL_SEED
-    num_prompts: int = 12
+    num_prompts: int = 48
     seeds: tuple[int, ...] = (10_000, 10_001)
     height: int | None = None
     width: int | None = None
@@ -140,7 +140,7 @@ class EvalConfig:
     guidance: float = 6.0
     sampler: str = "ddim"
     unseen_size: tuple[int, int] = (144, 144)
-    unseen_num_prompts: int = 4
+    unseen_num_prompts: int = 8
     pos_embed_modes: tuple[str, ...] = POS_EMBED_MODES
     long_num_prompts: int = 2
     long_num_frames: int = 41
@@ -450,20 +450,31 @@ def _mean(records: list[dict], key: str) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _standard_error(records: list[dict], key: str) -> float:
+    """Standard error of the mean of ``key`` (sample std / sqrt(n)); NaN with fewer than two values. For a 0/1
+    accuracy it is the binomial ``sqrt(p (1 - p) / (n - 1))``."""
+    values = [r[key] for r in records if r.get(key) is not None and not math.isnan(r[key])]
+    return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
 def _ratio_of_means(records: list[dict], key: str) -> float:
     generated, reference = _mean(records, key), _mean(records, f"{key}_ref")
     return generated / reference if reference > M.STATIC_EPS else float("nan")
 
 
 def summarise(records: list[dict], prefix: str, keys: tuple[str, ...]) -> dict[str, float]:
-    """Means of ``keys`` over ``records`` as ``{prefix/key: value}``, plus smoothness ratios and ``n``.
+    """Means of ``keys`` over ``records`` as ``{prefix/key: value}`` with their standard errors
+    (``prefix/key_se``), plus smoothness ratios and ``n``.
 
     Args:
         records: per-item records of one subset (and mode).
         prefix: e.g. ``"i2v"`` or ``"unseen/interpolate/t2v"``.
         keys: per-item values to average (PSNRs, accuracies, seam values).
     """
-    out = {f"{prefix}/{k}": _mean(records, k) for k in keys}
+    out = {}
+    for k in keys:
+        out[f"{prefix}/{k}"] = _mean(records, k)
+        out[f"{prefix}/{k}_se"] = _standard_error(records, k)
     if records and "temporal_diff_ref" in records[0]:
         out[f"{prefix}/temporal_diff"] = _mean(records, "temporal_diff")
         out[f"{prefix}/temporal_diff_ratio"] = _ratio_of_means(records, "temporal_diff")
@@ -669,17 +680,24 @@ def headline(metrics: dict[str, float], targets: dict[str, float] = TARGETS) -> 
             keep = key.endswith(_HEADLINE_ENDINGS)
         if keep or key in targets:
             out[key] = value
+            if f"{key}_se" in metrics:
+                out[f"{key}_se"] = metrics[f"{key}_se"]
     return out
 
 
 def format_table(metrics: dict[str, float], targets: dict[str, float] = TARGETS) -> str:
-    """A markdown table of the metrics (counts left out) with targets and whether they are met."""
-    lines = ["| metric | value | target | met |", "|---|---:|---:|:---:|"]
+    """A markdown table of the metrics (counts left out) with their standard errors (a ``key_se`` metric is the
+    ``s.e.`` column of ``key``'s row), targets and whether they are met."""
+
+    def shown(value: float | None) -> str:
+        return "nan" if value is None or math.isnan(value) else f"{value:.4g}"
+
+    lines = ["| metric | value | s.e. | target | met |", "|---|---:|---:|---:|:---:|"]
     for key, value in metrics.items():
-        if key.endswith("/n"):
+        if key.endswith("/n") or (key.endswith("_se") and key[:-3] in metrics):
             continue
         target = targets.get(key)
-        shown = "nan" if value is None or math.isnan(value) else f"{value:.4g}"
-        met = "" if target is None or shown == "nan" else ("yes" if value >= target else "no")
-        lines.append(f"| {key} | {shown} | {'' if target is None else f'>= {target:g}'} | {met} |")
+        se = shown(metrics[f"{key}_se"]) if f"{key}_se" in metrics else ""
+        met = "" if target is None or shown(value) == "nan" else ("yes" if value >= target else "no")
+        lines.append(f"| {key} | {shown(value)} | {se} | {'' if target is None else f'>= {target:g}'} | {met} |")
     return "\n".join(lines)
