@@ -105,9 +105,17 @@ def test_readme_results_table_quotes_the_recorded_benchmark():
     recorded = json.loads((ROOT / "experiments/toy-model/results/metrics.json").read_text())
     assert recorded["config"]["name"] == "full" and recorded["model"].endswith("cogfun/assets/toy-model")
     readme = (ROOT / "README.md").read_text()
-    rows = re.findall(r"^\| [^|]*\(`([a-z0-9_/]+)`[^|]*\) \| (-?[0-9.]+)(%| dB)? \|", readme, re.M)
+    rows = re.findall(r"^\| [^|]*\(`([a-z0-9_/]+)`[^|]*\) \| (-?[0-9.]+)(%| dB)? \| ([0-9.]*)(?:%| dB)? ?\|",
+                      readme, re.M)
     assert len(rows) >= 10, "the results table lost its metric keys"
-    for key, value, unit in rows:
+    assert sum(bool(se) for *_, se in rows) >= 6, "the results table lost its standard errors"
+
+    def quoted(key: str, value: str, unit: str) -> None:
         measured = recorded["metrics"][key] * (100 if unit == "%" else 1)
         decimals = len(value.split(".")[1]) if "." in value else 0
         assert round(measured, decimals) == pytest.approx(float(value)), f"README quotes {value} for {key}"
+
+    for key, value, unit, se in rows:
+        quoted(key, value, unit)
+        if se:  # the s.e. column, in the unit of the measured value
+            quoted(f"{key}_se", se, unit)

@@ -132,12 +132,13 @@ def run_eval(args: argparse.Namespace) -> int:
     pipe.to(device)
     if args.dtype != "float32":
         pipe.to(dtype=getattr(torch, args.dtype))
+    source = source_state(Path(__file__).resolve().parent.parent)  # before the run: the code that is about to run
     result = evaluate(pipe, config, progress=not args.quiet)
 
     folder = new_run_folder(args.out, config.name)
     record = dict(
         metrics=result["metrics"], errors=result["errors"], targets=check_targets(result["metrics"]), model=model,
-        **source_state(Path(__file__).resolve().parent.parent), config=config_to_dict(config), size=result["size"], seconds=result["seconds"],
+        **source, config=config_to_dict(config), size=result["size"], seconds=result["seconds"],
         device=device, dtype=args.dtype, torch=torch.__version__, started=started, records=result["records"],
     )
     (folder / "metrics.json").write_text(json.dumps(_json_safe(record), indent=1))
