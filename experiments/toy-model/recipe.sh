@@ -2,7 +2,8 @@
 # The toy-model recipe: data -> VAE -> inpaint transformer -> cogfun/assets/toy-model, with cogfun alone.
 # Deterministic for its seeds (data seed 0, model seeds 0). Measured on a 2-core CPU: 70 minutes in all; 63 of
 # them training (VAE 5000 steps 25 min, transformer 4000 steps 37 min, two threads each), then evaluation and
-# media (~6 min). Started 22:37:34, finished 23:47:00 on 2026-12-01.
+# media (~6 min). Started 22:37:34, finished 23:47:00 on 2026-12-01, with a 24-item full benchmark (5.0 min); the
+# 96-item one it now runs measured 14.6 min, so about 80 minutes in all.
 #   bash experiments/toy-model/recipe.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
