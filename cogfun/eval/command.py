@@ -14,10 +14,11 @@ YAML file of ``EvalConfig`` fields; ``--set key=value`` overrides any field.
 Every run writes into a **new** folder ``OUT/<time>-<suite>/`` (``-2``, ``-3``... when taken; an existing
 run is never overwritten):
 
-- ``metrics.json``: ``metrics`` (flat ``"subset/metric"`` floats; ``null`` where undefined), ``errors``
+- ``metrics.json``: ``metrics`` (flat ``"subset/metric"`` floats, each mean with its standard error
+  ``"subset/metric_se"``; ``null`` where undefined), ``errors``
   (what could not be measured and why, e.g. ``"unseen/truncate"`` at a grid larger than its table), ``targets``
   (issue 5's targets met or not), ``records`` (one per generated item), the resolved ``config``, ``model``,
-  ``commit`` and ``dirty`` (of the cogfun source tree, when it is a git checkout), ``seconds`` per subset,
+  ``commit`` and ``dirty`` (``cogfun.source_state`` of the cogfun source tree before the run), ``seconds`` per subset,
   ``device``, ``torch`` and ``started``;
 - ``config.yaml``: the resolved config (``--suite`` reads it back);
 - ``results.md``: the headline table (also printed) and the full table.
