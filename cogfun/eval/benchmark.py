@@ -188,9 +188,10 @@ class EvalConfig:
             raise ValueError(f"photo_speed must be in (0, 1] (got {self.photo_speed})")
 
 
-#: Named suites. "full" is the published benchmark; "quick" is the subset a test compares against committed results of the trained toy checkpoint
-#: (16 generations at 64x96x9, 10 steps; the unseen size is the cheap 48x48, far below the toy
-#: model's 64x96 sample area: check it is none of your recipe's buckets); "smoke" runs in seconds
+#: Named suites. "full" is the published benchmark (96 items per subset; its unseen 144x144 is none of the toy
+#: recipe's buckets, which tests/test_toy_model.py checks); "quick" is the subset a test compares against committed
+#: results of the trained toy checkpoint (16 generations at 64x96x9, 10 steps; the unseen size is the cheap 48x48,
+#: also no bucket of the recipe); "smoke" runs in seconds
 #: with any random pipeline at 32x32.
 EVAL_SUITES: dict[str, EvalConfig] = {
     "full": EvalConfig(),
