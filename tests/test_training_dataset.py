@@ -47,6 +47,12 @@ def test_clip_key_is_the_bucket_with_the_frames_the_clip_holds():
         clip_key(32, 32, 0, plan)
 
 
+def test_an_entry_with_no_frames_is_named_in_the_error(tmp_path):
+    entries = [{"file_path": "empty.mp4", "text": "x", "type": "video", "height": 32, "width": 32, "num_frames": 0}]
+    with pytest.raises(ValueError, match=r"empty.mp4: num_frames must be >= 1 \(got 0\); fix or drop this entry"):
+        BucketVideoDataset(entries, _plan(), data_root=tmp_path)
+
+
 def _ramp_video(path, num_frames=17, height=32, width=64):
     """Frame t has brightness t / (F - 1); the left half of every frame is black."""
     frames = np.zeros((num_frames, height, width, 3), np.float32)

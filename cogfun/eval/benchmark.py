@@ -446,15 +446,20 @@ def _run_long(pipe, config, clips, size, bar) -> list[dict]:
 # ------------------------------------------------------------------------------------------------
 
 
+def _defined(records: list[dict], key: str) -> list[float]:
+    """The values of ``key`` over ``records``, leaving out missing and NaN ones."""
+    return [r[key] for r in records if r.get(key) is not None and not math.isnan(r[key])]
+
+
 def _mean(records: list[dict], key: str) -> float:
-    values = [r[key] for r in records if r.get(key) is not None and not math.isnan(r[key])]
+    values = _defined(records, key)
     return float(np.mean(values)) if values else float("nan")
 
 
 def _standard_error(records: list[dict], key: str) -> float:
     """Standard error of the mean of ``key`` (sample std / sqrt(n)); NaN with fewer than two values. For a 0/1
     accuracy it is the binomial ``sqrt(p (1 - p) / (n - 1))``."""
-    values = [r[key] for r in records if r.get(key) is not None and not math.isnan(r[key])]
+    values = _defined(records, key)
     return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
 
 

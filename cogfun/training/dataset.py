@@ -152,12 +152,16 @@ class BucketVideoDataset(Dataset):
         self.keys: list[tuple[int, int, int]] = []
         self.sizes: list[tuple[int, int, int]] = []  # source (height, width, frames)
         self.batch_sizes: dict[tuple[int, int, int], int] = {}
+        batch_of_shape = {(b.height, b.width): b.batch_size for b in self.plan}
         for entry in self.entries:
             height, width, frames = self._source_size(entry)
-            key = clip_key(height, width, 1 if entry["type"] == "image" else frames, self.plan)
+            try:
+                key = clip_key(height, width, 1 if entry["type"] == "image" else frames, self.plan)
+            except ValueError as error:
+                raise ValueError(f"{entry['file_path']}: {error}; fix or drop this entry of the metadata") from None
             self.keys.append(key)
             self.sizes.append((height, width, frames))
-            self.batch_sizes[key] = bucket_for(height, width, self.plan).batch_size
+            self.batch_sizes[key] = batch_of_shape[key[:2]]
 
     def _source_size(self, entry: dict[str, Any]) -> tuple[int, int, int]:
         """``(height, width, frames)`` from the metadata, else probed from the file."""
