@@ -2,7 +2,7 @@
 
 CogVideoX-Fun is an inpaint DiT: text-to-video, image-to-video, start+end, video-to-video, video
 inpainting and long-video continuation all reach the transformer the same way, as a pixel video
-and a mask saying which pixels to regenerate (DESIGN.md 1.1 and 1.2). This module builds those
+and a mask saying which pixels to regenerate (docs/design.md 1.1 and 1.2). This module builds those
 pairs (one builder per mode) and turns them into the `inpaint_latents` the transformer reads after
 the noisy latents. Facts follow the reference implementation, VideoX-Fun
 (`cogvideox/pipeline/pipeline_cogvideox_fun_inpaint.py`: `resize_mask`,
@@ -22,7 +22,7 @@ transformer after the noisy latents (16 + 1 + 16 = 33 input channels):
     masked latents = vae.encode(masked_video(video, mask)).latent_dist.mode() * scaling_factor
 A sample whose mask regenerates everything gets all-zero inpaint latents, as in the reference.
 
-Known quirk (kept, not hidden; DESIGN.md 1.1): `resize_mask` maps pixel frames 1.. to latent
+Known quirk (kept, not hidden; docs/design.md 1.1): `resize_mask` maps pixel frames 1.. to latent
 frames with a trilinear resize (align_corners=False), so latent frame k >= 1 reads the mean of
 pixel frames 4k-2 and 4k-1 and never pixel frame 4k -- in particular never the last frame. With
 an end image at frame 48 of 49, the mask channel of the last latent frame is exactly 0 (the same
@@ -189,7 +189,7 @@ def _image_4d(name: str, image) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# Builders, one per mode (DESIGN.md 1.2)
+# Builders, one per mode (docs/design.md 1.2)
 # ----------------------------------------------------------------------------------------------
 
 

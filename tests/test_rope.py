@@ -3,7 +3,7 @@
 Reference values come from diffusers 0.42 itself (``CogVideoXPipeline._prepare_rotary_positional_embeddings``
 called on a stand-in pipeline, ``get_resize_crop_region_for_grid``) and from numpy's
 ``linspace(start, stop, n, endpoint=False)`` (the spacing of the reference's numpy code), so the tests pin
-both spacings of ``cogfun.models.positional_embeddings`` to their sources (DESIGN.md 1.3).
+both spacings of ``cogfun.models.positional_embeddings`` to their sources (docs/design.md 1.3).
 """
 
 from types import SimpleNamespace

@@ -1,4 +1,4 @@
-"""Clip filters of the data pipeline: minimum size, motion score, near-duplicates (DESIGN.md 1.6).
+"""Clip filters of the data pipeline: minimum size, motion score, near-duplicates (docs/design.md 1.6).
 
 The reference (VideoX-Fun / EasyAnimate ``video_caption/``) keeps clips whose *motion score* lies
 in ``[2, 20]``; its score (``compute_motion_score.py``) is the mean magnitude of OpenCV's

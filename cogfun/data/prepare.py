@@ -1,6 +1,6 @@
 """``cogfun prepare SRC DST``: folders of real videos -> captioned clips in the reference format.
 
-The data pipeline of CogVideoX-Fun (DESIGN.md 1.6; VideoX-Fun / EasyAnimate ``video_caption/``):
+The data pipeline of CogVideoX-Fun (docs/design.md 1.6; VideoX-Fun / EasyAnimate ``video_caption/``):
 scene split by a content detector, clips of 3-10 s, filters, captions, and a metadata JSON list of
 ``{"file_path", "text", "type", "width", "height"}``. What this module does, per source video
 (``SRC`` is searched recursively for mp4, webm, gif, mov, mkv and avi files, in sorted order):

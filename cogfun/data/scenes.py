@@ -1,4 +1,4 @@
-"""Scene cuts by content difference: the first step of the data pipeline (DESIGN.md 1.6).
+"""Scene cuts by content difference: the first step of the data pipeline (docs/design.md 1.6).
 
 The reference (VideoX-Fun / EasyAnimate, ``video_caption/cutscene_detect.py``) splits long videos
 with PySceneDetect's ``ContentDetector(threshold=27, min_scene_len=15)`` before cutting 3-10 s

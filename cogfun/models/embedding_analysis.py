@@ -2,7 +2,7 @@
 
 CogVideoX-2B's 3D sincos table was built for one sample grid (13 x 30 x 45 latent patches); at another grid
 the kit offers four ways to change it (``truncate``, ``extrapolate``, ``interpolate``, ``scaled``, see
-``positional_embeddings`` and DESIGN.md 1.3), and the 5B models use 3D RoPE instead. Two pictures tell the
+``positional_embeddings`` and docs/design.md 1.3), and the 5B models use 3D RoPE instead. Two pictures tell the
 modes apart, and both are computed here so notebooks (03) and the embedding explorer panel share them:
 
 * **Similarity map of one position** -- cosine similarity of the embedding at a query position

@@ -3,7 +3,7 @@
 CogVideoX-2B adds a fixed 3D sincos table built for its sample grid (13 latent frames x 30 x 45 patches,
 i.e. 49 x 480 x 720 pixels; spatial interpolation scale 1.875). Channels are laid out
 ``[temporal D/4 | spatial 3D/4]`` and tokens are flattened in ``(t, h, w)`` order. At another grid the
-table must change, and there are several defensible ways to change it (DESIGN.md 1.3):
+table must change, and there are several defensible ways to change it (docs/design.md 1.3):
 
 ================ ==========================================================================================
 ``truncate``     Original CogVideoX code: the first ``F*h*w`` rows of the flattened base table. Cheap, but

@@ -3,7 +3,7 @@
 CogVideoX-Fun (aigc-apps/VideoX-Fun) retrains CogVideoX as an *inpaint* DiT: the transformer input is the
 channel concat ``[noisy latents (16) | mask (1) | masked-video latents (16)]`` = 33 channels, so one model
 does text-to-video, image-to-video, start+end frames, video-to-video, inpainting and continuation
-(DESIGN.md 1.1). Everything else is diffusers' ``CogVideoXTransformer3DModel``: we subclass it, keep its
+(docs/design.md 1.1). Everything else is diffusers' ``CogVideoXTransformer3DModel``: we subclass it, keep its
 ``CogVideoXBlock`` and its parameter names (released checkpoints load key for key) and change three things:
 
 1. ``forward`` takes ``inpaint_latents`` ``(B, F, 1 + C, H, W)`` and concatenates them after the noisy

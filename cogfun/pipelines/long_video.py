@@ -1,4 +1,4 @@
-"""Unlimited-length video by continuation: overlapping segments, cross-faded (DESIGN.md 1.2).
+"""Unlimited-length video by continuation: overlapping segments, cross-faded (docs/design.md 1.2).
 
 Each segment is one ordinary pipeline call whose first ``overlap`` frames are the previous segment's last
 frames, kept by the mask (``cogfun.masks.continuation``). The overlap is blended linearly,

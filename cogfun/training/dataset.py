@@ -1,7 +1,7 @@
 """A bucketed video dataset over a metadata JSON, its collate, and the batch sampler it reads.
 
 The role of VideoX-Fun's ``ImageVideoDataset`` + ``AspectRatioBatchImageVideoSampler`` in
-``scripts/cogvideox_fun/train.py`` with token-length buckets (DESIGN.md 1.4, 1.6):
+``scripts/cogvideox_fun/train.py`` with token-length buckets (docs/design.md 1.4, 1.6):
 
 1. Every metadata entry (``{"file_path", "text", "type": "video"|"image", "width"?,
    "height"?, "num_frames"?}``) is assigned once to a bucket of a plan (``plan_buckets``): the

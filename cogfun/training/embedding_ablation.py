@@ -1,7 +1,7 @@
 """The positional-embedding resize ablation: which sincos resize generalises to a resolution never trained on?
 
 CogVideoX-2B's 3D sincos table is built for one sample grid; at any other grid the kit offers four ways to
-change it (``truncate``, ``extrapolate``, ``interpolate``, ``scaled``; DESIGN.md 1.3 and
+change it (``truncate``, ``extrapolate``, ``interpolate``, ``scaled``; docs/design.md 1.3 and
 ``cogfun.models.positional_embeddings``). CogVideoX-Fun trains one model at many resolutions and its
 checkpoints expect ``interpolate`` (VideoX-Fun ``CogVideoXPatchEmbed`` with ``resize_3d_pos_embed``). This
 module measures the question behind that choice on the toy world:

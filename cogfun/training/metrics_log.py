@@ -3,7 +3,7 @@
 ``cogfun.training.trainer.train`` (and the VAE trainer) append one JSON line per optimiser step to
 ``<run_dir>/metrics.jsonl`` (``MetricsLog``): ``step``, ``loss``, ``lr``, ``tokens``, ``bucket``
 (``"HxWxF"`` of the step's batch), ``seconds``, ``stage``, ``budget``, ``epoch``. In a token-bucketed run
-(DESIGN.md 1.4) each step's batch has one shape, so the curve is a mix of buckets whose losses differ by
+(docs/design.md 1.4) each step's batch has one shape, so the curve is a mix of buckets whose losses differ by
 shape: :func:`loss_by_bucket` splits it, :func:`running_mean` smooths it, :func:`plot_loss_curve` draws
 both (as the reference's TensorBoard scalars do, but from the file, so a notebook can assert on them).
 """

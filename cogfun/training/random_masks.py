@@ -1,4 +1,4 @@
-"""Random inpaint masks for training, the ten kinds of the reference (DESIGN.md 1.5).
+"""Random inpaint masks for training, the ten kinds of the reference (docs/design.md 1.5).
 
 CogVideoX-Fun learns every mode at once (text-to-video, image-to-video, inpainting, continuation)
 because each training clip gets a random regenerate-mask. This module draws those masks with the

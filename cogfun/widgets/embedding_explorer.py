@@ -1,6 +1,6 @@
 """The embedding explorer panel: how each positional-embedding resize mode lays out positions on a grid.
 
-Pick a mode (the four sincos strategies of CogVideoX-Fun's 2B models, DESIGN.md 1.3, or 3D RoPE with
+Pick a mode (the four sincos strategies of CogVideoX-Fun's 2B models, docs/design.md 1.3, or 3D RoPE with
 either spacing), a target grid (latent frames x patch rows x patch columns) and a query position; the panel
 draws the cosine similarity of the query with every position (in the query's frame, and across time along
 the query's row) and the distance of every position to the base table. The numbers come from

@@ -1,6 +1,6 @@
 """The mask builder panel: a mode's or a training kind's mask, and the latent mask channel it becomes.
 
-CogVideoX-Fun sees a mode only through its regenerate-mask (DESIGN.md 1.1, 1.2). This panel builds the mask
+CogVideoX-Fun sees a mode only through its regenerate-mask (docs/design.md 1.1, 1.2). This panel builds the mask
 of any inference mode (``cogfun.masks`` builders) or of any of the ten training kinds
 (``cogfun.training.random_masks``), from sliders (box position and size, frame range, frames kept) or drawn
 at random with a seed as training draws it, and shows next to it the mask channel the transformer reads:
