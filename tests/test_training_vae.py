@@ -9,7 +9,7 @@ from cogfun.data.toy import write_toy_dataset
 from cogfun.models.presets import build_vae
 from cogfun.training.config import TransformerTrainConfig, VAETrainConfig
 from cogfun.training.trainer import train
-from cogfun.training.vae_trainer import VideoCropDataset, kl_per_pixel, latent_std
+from cogfun.training.vae_trainer import VAEObjective, VideoCropDataset, foreground_map, kl_per_pixel, latent_std
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -42,6 +42,42 @@ def test_crops_are_seeded_and_cover_small_clips(data):
     assert a.shape == (9, 3, 32, 32) and torch.equal(a, b)  # 24x40 resized to cover 32x32, then cropped
     assert -1 <= a.min() and a.max() <= 1
     assert any(not torch.equal(a, ds[(0, e)]["pixel_values"]) for e in range(4, 10))  # other epochs, other crops
+
+
+def test_content_aware_crops_pick_the_busiest_candidate(tmp_path):
+    from cogfun.data.toy import ToyClipSpec
+
+    # one small still square in a big grey frame: most random 16x16 crops miss it, the best of 8 rarely does
+    spec = ToyClipSpec("shape", "still", "grey", "square", "red", size=0.15, speed=0.5)
+    from cogfun.data.toy import render_clip
+    from cogfun.data.video_io import write_frames
+
+    write_frames(tmp_path / "clip", render_clip(spec, 64, 64, 5, seed=4))
+    (tmp_path / "m.json").write_text(json.dumps([{"file_path": "clip", "text": "x", "type": "video",
+                                                   "num_frames": 5}]))
+    plain = VideoCropDataset(tmp_path / "m.json", 5, 16, 16, seed=0)
+    busy = VideoCropDataset(tmp_path / "m.json", 5, 16, 16, seed=0, candidates=8)
+    spread = lambda ds: sum(float(ds[(0, e)]["pixel_values"].std()) for e in range(20)) / 20  # noqa: E731
+    assert spread(busy) > 2 * spread(plain)
+    assert torch.equal(busy[(0, 3)]["pixel_values"], busy[(0, 3)]["pixel_values"])  # still seeded
+    with pytest.raises(ValueError, match="candidates"):
+        VideoCropDataset(tmp_path / "m.json", 5, 16, 16, candidates=0)
+
+
+def test_foreground_weights_mark_pixels_far_from_the_frame_median():
+    video = torch.full((1, 3, 2, 8, 8), 0.0)  # grey in [-1, 1]
+    video[0, 0, :, 2:4, 2:4] = 1.0  # a red-ish 2x2 patch: distance 0.5 from grey in [0, 1] units
+    weight = foreground_map(video, 9.0)
+    assert weight.shape == (1, 1, 2, 8, 8)
+    assert torch.all(weight[0, 0, :, 2:4, 2:4] == 10.0) and weight.sum() == 2 * (60 + 4 * 10)
+    assert foreground_map(video, 0.0) is None
+    # the weighted loss is a weighted mean: equal errors everywhere give the unweighted value
+    objective = VAEObjective(build_vae("tiny", seed=0), foreground_weight=9.0)
+    error = torch.full_like(video, 0.1)
+    w = foreground_map(video, 9.0)
+    weighted = ((error.abs() + error.pow(2)) * w).mean() / w.mean()
+    assert float(weighted) == pytest.approx(0.11)
+    assert objective.foreground_weight == 9.0
 
 
 def test_kl_per_pixel_value():

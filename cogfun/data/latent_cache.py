@@ -24,17 +24,24 @@ What is stored per clip:
   ``max_text_seq_length`` (226 for real models), as the pipeline encodes prompts.
 - ``OUT/empty_prompt.safetensors``: the embedding of ``""`` for text dropout.
 
-What it cannot replace: the inpaint conditioning of a training step (masked-video latents) needs
-the VAE on the masked pixels, and the masks are random per step. A loop on the cache keeps the
-VAE for that, or trains only the text-to-video case (inpaint latents zeroed).
+Inpaint conditionings (``inpaint_masks=K``): the masked-video latents of a training step need the
+VAE on the masked pixels, and the reference draws a new random mask every step. With ``K > 0`` the
+cache draws ``K`` masks per clip once (seeded by ``(seed, index)``, kinds from
+``mask_probabilities`` over ``cogfun.training.random_masks.MASK_KINDS``) and stores their inpaint
+latents exactly as a training step computes them (``cogfun.training.loss.training_inpaint_latents``:
+mask channel ``resize_mask(1 - mask) * sf``, masked-video latents ``.mode() * sf``). A loop on the
+cache then picks one of the ``K`` per step, or trains text-to-video with zero inpaint latents
+(``cogfun.training.loss.cached_training_loss``): ``K`` fixed masks per clip instead of a fresh one,
+in exchange for a training step without any VAE (about 4x faster on a CPU at toy sizes).
 
 Layout::
 
     OUT/options.json                          the options (a resume must match them)
     OUT/empty_prompt.safetensors              prompt_embeds (1, L, D) of ""
     OUT/<h>x<w>x<f>/shard-00000.safetensors   latents (N, F_lat, C, h, w), prompt_embeds
-                                              (N, L, D)[, latents_std]
-    OUT/<h>x<w>x<f>/shard-00000.json          {"texts", "file_paths", "indices"}: the index,
+                                              (N, L, D)[, latents_std][, inpaint
+                                              (N, K, F_lat, 1 + C, h, w), inpaint_full (N, K)]
+    OUT/<h>x<w>x<f>/shard-00000.json          {"texts", "file_paths", "indices"[, "mask_kinds"]}: the index,
                                               written last, so a shard with it is complete
     OUT/cache.json                            buckets, shard counts, model facts (at the end)
 
@@ -62,6 +69,7 @@ __all__ = [
     "LatentCacheDataset",
     "add_cache_parser",
     "cache_latents",
+    "encode_inpaint_conditionings",
     "encode_prompts",
     "encode_video_latents",
     "load_encoders",
@@ -184,11 +192,56 @@ def encode_video_latents(encoders: Encoders, pixel_values: torch.Tensor
     """
     vae = encoders.vae
     x = pixel_values.permute(1, 0, 2, 3)[None]  # (1, C, F, H, W)
+    if vae.device.type == "cpu":
+        # PyTorch runs 3D convolutions of a batch of one through its slow reference kernel on the CPU; a batch
+        # of two takes the fast (mkldnn) path: two copies are about 3x faster than one (toy VAE, 64x96x17)
+        x = x.expand(2, -1, -1, -1, -1)
     dist = vae.encode(x.to(vae.device, vae.dtype)).latent_dist
     scale = float(vae.config.scaling_factor)
     mode = dist.mode()[0].permute(1, 0, 2, 3) * scale  # (F_lat, C, h, w)
     std = dist.std[0].permute(1, 0, 2, 3) * scale
     return mode.float().cpu(), std.float().cpu()
+
+
+@torch.no_grad()
+def encode_inpaint_conditionings(
+    encoders: Encoders,
+    pixel_values: torch.Tensor,
+    latent_shape: tuple[int, int, int, int],
+    count: int,
+    probabilities: Sequence[float],
+    seed: tuple[int, int],
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """``count`` random training masks of one clip and their inpaint latents, as a training step makes them.
+
+    Args:
+        encoders: from :func:`load_encoders`.
+        pixel_values: ``(F, C, H, W)`` in [-1, 1].
+        latent_shape: ``(F_lat, C, h, w)`` of the clip's latents.
+        count: K masks.
+        probabilities: of ``MASK_KINDS``.
+        seed: ``(cache seed, clip index)``: the masks depend on nothing else.
+
+    Returns:
+        ``(inpaint (K, F_lat, 1 + C, h, w), full (K,) bool, kinds)``; ``full`` marks masks that
+        regenerate everything (a training loop zeroes those with ``t2v_zero_prob``, as the reference).
+    """
+    import numpy as np
+
+    from ..training.loss import draw_training_masks, training_inpaint_latents
+
+    f, _, h, w = pixel_values.shape
+    state = np.random.SeedSequence(list(seed)).generate_state(2)
+    generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    masks, kinds = draw_training_masks(count, f, h, w, generator, probabilities)  # (K, 1, F, H, W)
+    video = pixel_values.permute(1, 0, 2, 3)[None].expand(count, -1, -1, -1, -1)  # (K, 3, F, H, W)
+    vae = encoders.vae
+    inpaint, _ = training_inpaint_latents(
+        vae, video.to(vae.device, vae.dtype), masks.to(vae.device, vae.dtype), (count, *latent_shape), generator,
+        t2v_zero_prob=0.0,
+    )  # (K, F_lat, 1 + C, h, w)
+    full = (masks >= 0.5).flatten(1).all(dim=1)  # (K,)
+    return inpaint.float().cpu(), full, kinds
 
 
 # ================================================================================================
@@ -231,6 +284,11 @@ def cache_latents(
     vae_tiling: bool = False,
     seed: int = 0,
     progress: bool = True,
+    inpaint_masks: int = 0,
+    mask_probabilities: Sequence[float] | None = None,
+    num_ratios: int | None = None,
+    min_ratio: float | None = None,
+    max_ratio: float | None = None,
 ) -> dict[str, Any]:
     """Encode every clip and caption of ``metadata`` into safetensors shards under ``out``.
 
@@ -251,8 +309,13 @@ def cache_latents(
         model_dtype: the encoders' dtype (``"float32"``; ``"bfloat16"`` for real models on GPU).
         vae_tiling: encode in tiles (``vae.enable_tiling()``; for large frames; the latents
             then differ slightly from an untiled encode).
-        seed: seed of a preset's random weights.
+        seed: seed of a preset's random weights, and of the cached inpaint masks.
         progress: show a tqdm bar over the clips.
+        inpaint_masks: K random masks per clip whose inpaint latents are stored (0 = none).
+        mask_probabilities: probabilities of ``MASK_KINDS`` for those masks (default the
+            reference's).
+        num_ratios, min_ratio, max_ratio: aspect-ratio buckets of ``plan_buckets`` (its defaults
+            when None).
 
     Returns:
         ``{"clips", "buckets": {"HxWxF": n}, "shards_written", "shards_skipped", "seconds",
@@ -281,6 +344,19 @@ def cache_latents(
                    base_size=bases, max_frames=max_frames, frame_stride=frame_stride,
                    shard_size=shard_size, store_std=store_std, dtype=dtype,
                    model_dtype=model_dtype, vae_tiling=vae_tiling, seed=seed)
+    if inpaint_masks:
+        from ..training.random_masks import MASK_KINDS, MASK_PROBABILITIES
+
+        probabilities = list(MASK_PROBABILITIES if mask_probabilities is None else mask_probabilities)
+        if len(probabilities) != len(MASK_KINDS) or min(probabilities) < 0 or abs(sum(probabilities) - 1) > 1e-6:
+            raise ValueError(f"mask_probabilities needs {len(MASK_KINDS)} values >= 0 summing to 1, one per "
+                             f"{list(MASK_KINDS)} (got {probabilities})")
+        options.update(inpaint_masks=int(inpaint_masks), mask_probabilities=probabilities)
+    if inpaint_masks < 0:
+        raise ValueError(f"inpaint_masks must be >= 0 (got {inpaint_masks})")
+    ratios = {k: v for k, v in dict(num_ratios=num_ratios, min_ratio=min_ratio, max_ratio=max_ratio).items()
+              if v is not None}
+    options.update(ratios)
     out.mkdir(parents=True, exist_ok=True)
     options_path = out / OPTIONS_FILE
     if options_path.exists():
@@ -296,7 +372,7 @@ def cache_latents(
         _atomic_json(options_path, options)
 
     # 2. Buckets: the training dataset's assignment and pixels (first window, no randomness).
-    plan = plan_buckets(budget, base_size=bases, rule=rule, max_frames=max_frames)
+    plan = plan_buckets(budget, base_size=bases, rule=rule, max_frames=max_frames, **ratios)
     clips = BucketVideoDataset(metadata, plan, frame_stride=frame_stride, random_start=False)
     groups: dict[tuple[int, int, int], list[int]] = {}
     for index, key in enumerate(clips.keys):
@@ -325,13 +401,20 @@ def cache_latents(
                 encoders = load_encoders(model, device, STORAGE_DTYPES[model_dtype], seed)
                 if vae_tiling:
                     encoders.vae.enable_tiling()
-            modes, stds, texts = [], [], []
+            modes, stds, texts, inpaints, fulls, kinds = [], [], [], [], [], []
             for index in indices:
                 sample = clips[index]
                 mode, std = encode_video_latents(encoders, sample["pixel_values"])
                 modes.append(mode)
                 stds.append(std)
                 texts.append(sample["text"])
+                if inpaint_masks:
+                    inpaint, full, kind = encode_inpaint_conditionings(
+                        encoders, sample["pixel_values"], tuple(mode.shape), inpaint_masks, probabilities,
+                        seed=(seed, index))
+                    inpaints.append(inpaint)
+                    fulls.append(full)
+                    kinds.append(kind)
                 bar.update(1)
             tensors = {
                 "latents": torch.stack(modes).to(storage),  # (N, F_lat, C, h, w)
@@ -339,6 +422,9 @@ def cache_latents(
             }
             if store_std:
                 tensors["latents_std"] = torch.stack(stds).to(storage)
+            if inpaint_masks:
+                tensors["inpaint"] = torch.stack(inpaints).to(storage)  # (N, K, F_lat, 1 + C, h, w)
+                tensors["inpaint_full"] = torch.stack(fulls)  # (N, K) bool: everything regenerated
             folder.mkdir(parents=True, exist_ok=True)
             _atomic_save(tensors, tensor_path, {"bucket": _bucket_dir(key),
                                                 "scaling_factor": str(
@@ -348,6 +434,7 @@ def cache_latents(
                 "texts": texts,
                 "file_paths": [clips.entries[i]["file_path"] for i in indices],
                 "indices": indices,
+                **({"mask_kinds": kinds} if inpaint_masks else {}),
             })
             written += 1
     finally:
@@ -402,7 +489,8 @@ class LatentCacheDataset(Dataset):
     Items:
         ``latents`` ``(F_lat, C, h, w)``, ``prompt_embeds`` ``(L, D)``, ``text`` str, ``bucket``
         ``(h, w, f)``, ``file_path`` str, ``index`` int (its position in the metadata), and
-        ``latents_std`` when the cache has it.
+        ``latents_std`` / ``inpaint`` ``(K, F_lat, 1 + C, h, w)`` + ``inpaint_full`` ``(K,)`` when
+        the cache has them.
     """
 
     def __init__(self, root: str | os.PathLike, sample: bool = False,
@@ -437,6 +525,7 @@ class LatentCacheDataset(Dataset):
         self._handles: dict[Path, Any] = {}
         self._pid = os.getpid()
         self.has_std = "latents_std" in self._handle(self.rows[0][0]).keys()
+        self.has_inpaint = "inpaint" in self._handle(self.rows[0][0]).keys()
         if sample and not self.has_std:
             raise ValueError(
                 f"sample=True needs latents_std; rebuild {self.root} with --store-std, or use "
@@ -473,6 +562,9 @@ class LatentCacheDataset(Dataset):
             file_path=self.file_paths[index],
             index=self.source_index[index],
         )
+        if self.has_inpaint:
+            item["inpaint"] = shard.get_slice("inpaint")[row : row + 1][0].to(self.dtype)  # (K, F_lat, 1 + C, h, w)
+            item["inpaint_full"] = shard.get_slice("inpaint_full")[row : row + 1][0]  # (K,)
         if self.has_std:
             std = shard.get_slice("latents_std")[row : row + 1][0].to(self.dtype)
             item["latents_std"] = std
@@ -492,7 +584,9 @@ def _run_cache(args: argparse.Namespace) -> int:
         base_size=args.base_size, max_frames=args.max_frames, frame_stride=args.frame_stride,
         shard_size=args.shard_size, store_std=args.store_std, dtype=args.dtype,
         device=args.device, model_dtype=args.model_dtype, vae_tiling=args.vae_tiling,
-        seed=args.seed, progress=not args.quiet,
+        seed=args.seed, progress=not args.quiet, inpaint_masks=args.inpaint_masks,
+        mask_probabilities=args.mask_probabilities, num_ratios=args.num_ratios, min_ratio=args.min_ratio,
+        max_ratio=args.max_ratio,
     )
     buckets = ", ".join(f"{k}: {v}" for k, v in summary["buckets"].items())
     print(f"cached {summary['clips']} clips in {len(summary['buckets'])} buckets ({buckets}); "
@@ -529,6 +623,13 @@ def add_cache_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--vae-tiling", action="store_true", help="encode large frames in tiles")
     p.add_argument("--seed", type=int, default=0, help="seed of a preset's random weights")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--inpaint-masks", type=int, default=0,
+                   help="K random training masks per clip whose inpaint latents are stored (0)")
+    p.add_argument("--mask-probabilities", type=float, nargs="+", default=None,
+                   help="probabilities of the ten mask kinds (default the reference's)")
+    p.add_argument("--num-ratios", type=int, default=None, help="aspect-ratio buckets (plan_buckets' default)")
+    p.add_argument("--min-ratio", type=float, default=None, help="smallest height/width ratio")
+    p.add_argument("--max-ratio", type=float, default=None, help="largest height/width ratio")
     p.set_defaults(func=_run_cache)
     return p
 

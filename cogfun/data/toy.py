@@ -20,7 +20,7 @@ Photos in :data:`HELD_OUT_PHOTOS` never appear in :func:`sample_specs` with the 
 ``photos=TRAIN_PHOTOS``: generating them tests generalisation to unseen content.
 
 Dataset files follow the reference metadata format (a JSON list of
-``{"file_path", "text", "type", "width", "height"}``, DESIGN 1.6); see :func:`write_toy_dataset`.
+``{"file_path", "text", "type", "width", "height"}``, docs/design.md 1.6); see :func:`write_toy_dataset`.
 Video convention: float32 ``(F, H, W, 3)`` in [0, 1] (see :mod:`cogfun.data.video_io`).
 """
 
@@ -554,6 +554,9 @@ def write_toy_dataset(
          "spec": {"kind": "shape", ...}}    # extra: ToyClipSpec.to_dict(), the ground truth
 
     Clip ``i`` has size ``sizes[i % len(sizes)]`` (mixed resolutions for bucketing tests).
+    With ``ext=".png"`` each clip is a folder of lossless PNG frames (``videos/00000/000.png``,
+    ...), which :func:`cogfun.data.video_io.read_video` reads like a video: H.264 subsamples
+    colour (4:2:0) and smears the saturated edges a toy VAE is trained to reproduce.
 
     Args:
         folder: output folder (created).
@@ -561,14 +564,14 @@ def write_toy_dataset(
         sizes: ``(height, width, num_frames)`` triples; even sides for mp4.
         seed: seeds specs and render seeds (as :class:`ToyVideoDataset` with the same seed).
         fps: frame rate written to the files.
-        ext: ``".mp4"`` (H.264), ``".webm"`` or ``".gif"``.
+        ext: ``".mp4"`` (H.264), ``".webm"``, ``".gif"`` or ``".png"`` (a folder of frames).
         overwrite: allow replacing an existing ``metadata.json`` in ``folder``.
         **sample_kwargs: forwarded to :func:`sample_specs`.
 
     Returns:
         path of ``metadata.json``.
     """
-    from cogfun.data.video_io import write_video
+    from cogfun.data.video_io import write_frames, write_video
 
     folder = Path(folder)
     sizes = [tuple(int(v) for v in s) for s in sizes]
@@ -589,9 +592,12 @@ def write_toy_dataset(
     for index, spec in enumerate(specs):
         height, width, num_frames = sizes[index % len(sizes)]
         render_seed = clip_seed(seed, index)
-        relative = f"videos/{index:05d}{ext}"
+        relative = f"videos/{index:05d}" + ("" if ext == ".png" else ext)
         frames = render_clip(spec, height, width, num_frames, render_seed)
-        write_video(folder / relative, frames, fps=fps)
+        if ext == ".png":
+            write_frames(folder / relative, frames)
+        else:
+            write_video(folder / relative, frames, fps=fps)
         entries.append({"file_path": relative, "text": caption(spec), "type": "video",
                         "width": width, "height": height, "num_frames": num_frames,
                         "fps": fps, "seed": render_seed, "spec": spec.to_dict()})

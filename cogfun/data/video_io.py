@@ -467,6 +467,27 @@ def write_video(
     return path
 
 
+def write_frames(folder: str | os.PathLike, frames: np.ndarray) -> Path:
+    """Write frames losslessly as ``folder/000.png, 001.png, ...`` (``read_video(folder)`` reads them back).
+
+    Args:
+        folder: output folder (created); it must not already hold images, so no clip is mixed into another.
+        frames: ``(F, H, W, 3)`` float in [0, 1] or uint8.
+
+    Returns:
+        the folder.
+    """
+    folder = Path(folder)
+    frames = frames_to_uint8(_check_frames(frames))  # (F, H, W, 3) uint8
+    if folder.is_dir() and any(f.suffix.lower() in IMAGE_EXTENSIONS for f in folder.iterdir()):
+        raise ValueError(f"{folder} already holds images; write the frames to a new folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    digits = max(3, len(str(len(frames) - 1)))
+    for i, frame in enumerate(frames):
+        write_image(folder / f"{i:0{digits}d}.png", frame)
+    return folder
+
+
 def gif_bytes(frames: np.ndarray, fps: float = DEFAULT_FPS) -> bytes:
     """Encode frames as an animated, looping GIF in memory (for notebooks and HTML reports).
 

@@ -4,7 +4,7 @@ One config holds every knob of a run, one greppable line each (nanoGPT style), a
 resolved into the run folder and into every checkpoint so a run can be rebuilt and resumed.
 Defaults follow the reference recipe, VideoX-Fun ``scripts/cogvideox_fun/train.py`` (AdamW
 lr 2e-5, weight decay 3e-2, grad-norm clip 0.05, text dropout 0.1, zeroed inpaint latents for
-90% of the fully masked samples, LoRA rank 64 / alpha 32; DESIGN.md 1.5); model sizes default
+90% of the fully masked samples, LoRA rank 64 / alpha 32; docs/design.md 1.5); model sizes default
 to the tiny CPU presets, so a YAML only states what differs.
 
 Two configs, chosen by the YAML's ``kind``:
@@ -148,7 +148,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TransformerTrainConfig(TrainConfig):
-    """The inpaint DiT recipe (DESIGN.md 1.5) on token-budget buckets (DESIGN.md 1.4).
+    """The inpaint DiT recipe (docs/design.md 1.5) on token-budget buckets (docs/design.md 1.4).
 
     Model sources (the first that is set wins):
         pretrained: a folder in the released layout (``transformer/ vae/ text_encoder/
@@ -182,6 +182,12 @@ class TransformerTrainConfig(TrainConfig):
             ``add_noise_in_inpaint_model``.
         lora, lora_rank, lora_alpha, lora_target_modules: train peft LoRA adapters only.
         cache_text_embeddings: keep one embedding per unique prompt in memory.
+
+    Latent cache (``latent_cache``: a ``cogfun cache ... --inpaint-masks K`` folder made with this
+    run's VAE and text encoder, e.g. ``pretrained``'s): batches come from the cache, bucketed by its
+    shapes, and the step runs no VAE and no T5 (``cogfun.training.loss.cached_training_loss``);
+    ``metadata`` and the bucket keys are then unused. ``mask_probabilities`` were fixed when the
+    cache was made; ``t2v_prob`` is the share of steps trained as text-to-video (zero inpaint latents).
 
     Validation (needs ``cogfun.pipelines.CogVideoXFunPipeline``; skipped with a note without):
         validation_steps: every this many steps (0 = never); validation_prompts, and
@@ -222,6 +228,9 @@ class TransformerTrainConfig(TrainConfig):
     lora_alpha: int = 32
     lora_target_modules: tuple[str, ...] = LORA_TARGET_MODULES
     cache_text_embeddings: bool = True
+    # latent cache
+    latent_cache: str | None = None
+    t2v_prob: float = 0.0
     # validation
     validation_steps: int = 0
     validation_prompts: tuple[str, ...] = ("a red circle moving right on a black background",)
@@ -249,7 +258,7 @@ class TransformerTrainConfig(TrainConfig):
             raise ValueError(
                 f"mask_probabilities must be >= 0 and sum to 1 (got {list(self.mask_probabilities)})"
             )
-        for key in ("text_dropout", "t2v_zero_prob"):
+        for key in ("text_dropout", "t2v_zero_prob", "t2v_prob"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ValueError(f"{key} must be in [0, 1] (got {getattr(self, key)})")
         if self.frame_stride < 1 or self.validation_steps < 0:
@@ -265,7 +274,11 @@ class VAETrainConfig(TrainConfig):
             (a ``save_pretrained`` folder) is given to fine-tune.
         crop_frames, crop_height, crop_width: random crops of the clips (frames 4k+1, sides
             multiples of 8). The CogVideoX VAE is costly on a CPU: keep crops small (9x32x32).
+        crop_candidates: crop positions drawn per clip; the one whose pixels vary most is kept
+            (1 = a plain random crop).
         l1_weight, mse_weight: reconstruction terms (means over pixel values).
+        foreground_weight: extra loss weight of pixels far from their frame's median colour
+            (``cogfun.training.vae_trainer.foreground_map``; 0 = plain means).
         kl_weight: weight of the KL divergence in nats per pixel value (1e-6 = the LDM
             autoencoders' weight on their summed losses).
         cache_clips: decode every clip once and keep it in memory.
@@ -280,9 +293,11 @@ class VAETrainConfig(TrainConfig):
     crop_frames: int = 9
     crop_height: int = 32
     crop_width: int = 32
+    crop_candidates: int = 1
     l1_weight: float = 1.0
     mse_weight: float = 1.0
     kl_weight: float = 1e-6
+    foreground_weight: float = 0.0
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0

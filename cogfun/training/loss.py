@@ -1,6 +1,6 @@
 """The CogVideoX-Fun training objective: from a batch of clips to a v-prediction MSE.
 
-Follows the reference training step, VideoX-Fun ``scripts/cogvideox_fun/train.py`` (DESIGN.md
+Follows the reference training step, VideoX-Fun ``scripts/cogvideox_fun/train.py`` (docs/design.md
 1.1 and 1.5), in numbered steps (``training_loss``):
 
 1. Text: prompt embeddings from the frozen T5 (cached per unique prompt), replaced by the
@@ -385,5 +385,68 @@ def training_loss(
     # 5. v-prediction MSE.
     loss, extras = v_prediction_loss(
         transformer, scheduler, latents.to(device), embeds, inpaint.to(device), generator
+    )
+    return LossOutput(loss, extras["timesteps"], kinds, dropped, zeroed)
+
+
+def cached_training_loss(
+    batch: dict[str, Any],
+    transformer,
+    scheduler,
+    empty_embeds: torch.Tensor,
+    generator: torch.Generator,
+    text_dropout: float = 0.1,
+    t2v_prob: float = 0.0,
+    t2v_zero_prob: float = 0.9,
+    latent_sampling: str = "sample",
+    device: torch.device | str = "cpu",
+) -> LossOutput:
+    """The training step's loss on a latent cache with inpaint conditionings (no VAE, no T5).
+
+    ``cogfun.data.latent_cache.cache_latents(..., inpaint_masks=K)`` stored, per clip, the latents'
+    posterior moments, the prompt embedding and the inpaint latents of K random masks. Per sample:
+
+    1. text: the prompt embedding, or the empty prompt's with ``text_dropout`` (as ``training_loss``);
+    2. conditioning: with ``t2v_prob`` text-to-video (all-zero inpaint latents, what the pipeline gives
+       text-to-video); otherwise one of the K cached masks, uniformly; a cached mask that regenerates
+       everything is zeroed with ``t2v_zero_prob`` (the reference's rule);
+    3. clean latents: a posterior sample ``mean + std * eps`` (the reference) or the mode;
+    4. the v-prediction MSE (:func:`v_prediction_loss`).
+
+    Args:
+        batch: ``latents`` ``(B, F_lat, C, h, w)``, ``prompt_embeds`` ``(B, L, D)``, ``inpaint``
+            ``(B, K, F_lat, 1 + C, h, w)``, ``inpaint_full`` ``(B, K)`` [, ``latents_std``].
+        transformer: the inpaint transformer (possibly wrapped).
+        scheduler: ``build_training_scheduler()``.
+        empty_embeds: ``(1, L, D)`` or ``(L, D)``: the embedding of ``""``.
+        generator: CPU generator; draws, in order, B uniforms (text), B uniforms + B indices + B
+            uniforms (conditioning), the posterior noise (when sampling), then what
+            :func:`v_prediction_loss` draws.
+        text_dropout, t2v_prob, t2v_zero_prob, latent_sampling: the recipe.
+        device: where the transformer runs.
+    """
+    latents = batch["latents"]
+    b = latents.shape[0]
+    if "inpaint" not in batch:
+        raise ValueError("this latent cache has no inpaint conditionings; rebuild it with "
+                         "`cogfun cache ... --inpaint-masks K` (K >= 1)")
+    empty = empty_embeds.reshape(1, *empty_embeds.shape[-2:])
+    embeds, dropped = drop_text(batch["prompt_embeds"], empty, text_dropout, generator)  # (B, L, D)
+
+    inpaint_all, full = batch["inpaint"], batch["inpaint_full"].bool()  # (B, K, ...), (B, K)
+    k = inpaint_all.shape[1]
+    t2v = torch.rand(b, generator=generator) < t2v_prob  # (B,)
+    pick = torch.randint(0, k, (b,), generator=generator)  # (B,)
+    rows = torch.arange(b)
+    zero_full = full[rows, pick] & (torch.rand(b, generator=generator) < t2v_zero_prob)
+    zeroed = t2v | zero_full  # (B,)
+    inpaint = inpaint_all[rows, pick] * (~zeroed).view(b, 1, 1, 1, 1).to(inpaint_all)  # (B, F_lat, 1 + C, h, w)
+    kinds = ["all" if t else f"cached:{int(i)}" for t, i in zip(t2v.tolist(), pick.tolist())]
+
+    if latent_sampling == "sample" and "latents_std" in batch:
+        eps = torch.randn(latents.shape, generator=generator)
+        latents = latents + batch["latents_std"] * eps
+    loss, extras = v_prediction_loss(
+        transformer, scheduler, latents.to(device), embeds.to(device), inpaint.to(device), generator
     )
     return LossOutput(loss, extras["timesteps"], kinds, dropped, zeroed)

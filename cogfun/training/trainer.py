@@ -1,9 +1,9 @@
 """The training loop of the CogVideoX-Fun inpaint DiT on accelerate: ``train(config) -> run_dir``.
 
 The reference is VideoX-Fun ``scripts/cogvideox_fun/train.py``; this loop keeps its recipe
-(``cogfun.training.loss``, DESIGN.md 1.5) and its machinery (accelerate, AdamW, grad clip, EMA,
+(``cogfun.training.loss``, docs/design.md 1.5) and its machinery (accelerate, AdamW, grad clip, EMA,
 gradient checkpointing, LoRA through peft, checkpoints with the sampler position), and adds
-token-budget stages (``StageSchedule``, one bucket plan per stage, DESIGN.md 1.4) and a resume
+token-budget stages (``StageSchedule``, one bucket plan per stage, docs/design.md 1.4) and a resume
 that reproduces the losses of an uninterrupted run exactly.
 
 A run, in numbered steps (``train``):
@@ -65,7 +65,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig, TransformerTrainConfig, config_to_dict, load_config, save_config
 from .dataset import BucketVideoDataset, TaggedBatchSampler, collate
-from .loss import PromptCache, build_training_scheduler, training_loss
+from .loss import PromptCache, build_training_scheduler, cached_training_loss, training_loss
 
 __all__ = [
     "Components",
@@ -432,6 +432,8 @@ def stage_data(config: TransformerTrainConfig, stage: int, budget: int, rank: in
     Returns:
         ``(dataset, sampler)``; the sampler seed is ``seed + stage``.
     """
+    if config.latent_cache:
+        return cached_stage_data(config, stage, rank, world_size)
     plan = stage_plan(config, budget)
     if not config.metadata:
         raise ValueError("metadata is empty; set metadata: path/to/metadata.json in the config")
@@ -453,6 +455,57 @@ def stage_data(config: TransformerTrainConfig, stage: int, budget: int, rank: in
             f"stage {stage} (budget {budget}): no bucket holds a full batch for {world_size} process(es) "
             f"(clips per bucket {counts}, batch sizes {dataset.batch_sizes}); lower batch_size or add clips"
         )
+    return dataset, sampler
+
+
+class CachedClips(torch.utils.data.Dataset):
+    """A latent cache (``LatentCacheDataset``) addressed as ``TaggedBatchSampler`` addresses clips."""
+
+    def __init__(self, root: str | Path) -> None:
+        from ..data.latent_cache import LatentCacheDataset
+
+        self.cache = LatentCacheDataset(root)
+        if not self.cache.has_inpaint:
+            raise ValueError(f"{root} has no inpaint conditionings; rebuild it with `cogfun cache METADATA "
+                             f"{root} --model MODEL --inpaint-masks 3` (a new folder)")
+        if self.cache.empty_prompt_embeds is None:
+            raise ValueError(f"{root} has no empty_prompt.safetensors; rerun `cogfun cache` on it to finish it")
+        self.keys = list(self.cache.bucket_of)
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, item: int | tuple[int, ...]) -> dict[str, Any]:
+        index, epoch, position = (item, 0, None) if isinstance(item, int) else (*item, None)[:3]
+        sample = self.cache[index]
+        if position is not None:
+            sample["sampler_state"] = (epoch, position)
+        return sample
+
+
+def collate_cached(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack cached clips of one bucket (``latents``, ``prompt_embeds``, ``inpaint``, ...) like ``collate``."""
+    tensors = ("latents", "latents_std", "prompt_embeds", "inpaint", "inpaint_full")
+    batch = {k: torch.stack([s[k] for s in samples]) for k in tensors if k in samples[0]}
+    batch["text"] = [s["text"] for s in samples]
+    batch["bucket"] = tuple(int(v) for v in samples[0]["bucket"])  # (H, W, F) in pixels
+    batch["index"] = torch.tensor([s["index"] for s in samples], dtype=torch.long)
+    if "sampler_state" in samples[0]:
+        epoch, position = samples[0]["sampler_state"]
+        batch["sampler_state"] = {"epoch": int(epoch), "batches_yielded": int(position)}
+    return batch
+
+
+def cached_stage_data(config: TransformerTrainConfig, stage: int, rank: int, world_size: int):
+    """``stage_data`` for a run on a latent cache: the cache's own shapes are its buckets."""
+    dataset = CachedClips(config.latent_cache)
+    sampler = BucketBatchSampler(
+        dataset.keys, config.batch_size, seed=config.seed + stage, rank=rank, world_size=world_size,
+        drop_last=True, infinite=True,
+    )
+    if len(sampler) == 0:
+        raise ValueError(f"{config.latent_cache}: no bucket holds a full batch of {config.batch_size} for "
+                         f"{world_size} process(es); lower batch_size")
     return dataset, sampler
 
 
@@ -626,7 +679,8 @@ def _train_transformer(
                 sampler.load_state_dict(resumed_sampler)
             sampler_state = sampler.state_dict()
             loader = torch.utils.data.DataLoader(
-                dataset, batch_sampler=TaggedBatchSampler(sampler), collate_fn=collate,
+                dataset, batch_sampler=TaggedBatchSampler(sampler),
+                collate_fn=collate_cached if config.latent_cache else collate,
                 num_workers=config.num_workers,
             )
             batches = iter(loader)
@@ -639,20 +693,34 @@ def _train_transformer(
         for micro in range(config.gradient_accumulation_steps):
             batch = next(batches)
             with accelerator.accumulate(model):
-                out = training_loss(
-                    batch, model, vae, components.scheduler, prompts, generator,
-                    text_dropout=config.text_dropout, t2v_zero_prob=config.t2v_zero_prob,
-                    mask_probabilities=config.mask_probabilities, noise_aug=noise_aug,
-                    latent_sampling=config.latent_sampling, device=accelerator.device,
-                )
+                if config.latent_cache:
+                    out = cached_training_loss(
+                        batch, model, components.scheduler, dataset.cache.empty_prompt_embeds, generator,
+                        text_dropout=config.text_dropout, t2v_prob=config.t2v_prob,
+                        t2v_zero_prob=config.t2v_zero_prob, latent_sampling=config.latent_sampling,
+                        device=accelerator.device,
+                    )
+                else:
+                    out = training_loss(
+                        batch, model, vae, components.scheduler, prompts, generator,
+                        text_dropout=config.text_dropout, t2v_zero_prob=config.t2v_zero_prob,
+                        mask_probabilities=config.mask_probabilities, noise_aug=noise_aug,
+                        latent_sampling=config.latent_sampling, device=accelerator.device,
+                    )
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(params, config.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             losses.append(out.loss.detach().float())
-            b, f, _, h, w = batch["pixel_values"].shape
-            tokens += b * num_tokens(h, w, f)
+            if config.latent_cache:
+                b, f_lat, _, h_lat, w_lat = batch["latents"].shape
+                p = transformer.config.patch_size
+                tokens += b * f_lat * (h_lat // p) * (w_lat // p)
+                h, w, f = batch["bucket"]  # the pixel shape of the cached clips
+            else:
+                b, f, _, h, w = batch["pixel_values"].shape
+                tokens += b * num_tokens(h, w, f)
             shapes.append(f"{h}x{w}x{f}")
             sampler_state = {**batch["sampler_state"], "seed": sampler.seed}
             batches_log.write(dict(step=global_step + 1, micro=micro, rank=rank, index=batch["index"].tolist(),

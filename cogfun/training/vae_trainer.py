@@ -65,10 +65,17 @@ class VideoCropDataset(torch.utils.data.Dataset):
         data_root: folder ``file_path`` is relative to (default the metadata's folder).
         seed: seed of the crop positions.
         cache: keep decoded clips in memory (uint8).
+        candidates: draw this many crop positions and keep the one whose pixels vary most
+            (content-aware crops). Toy clips are mostly flat background: a random crop often holds
+            no object at all, and the objects' colours and edges are what a VAE is slowest to learn.
     """
 
     def __init__(self, metadata: str | Path, frames: int, height: int, width: int,
-                 data_root: str | Path | None = None, seed: int = 0, cache: bool = True) -> None:
+                 data_root: str | Path | None = None, seed: int = 0, cache: bool = True,
+                 candidates: int = 1) -> None:
+        if candidates < 1:
+            raise ValueError(f"candidates must be >= 1 (got {candidates})")
+        self.candidates = candidates
         entries = load_metadata(metadata)
         self.root = Path(data_root) if data_root is not None else Path(metadata).parent
         self.entries = [e for e in entries if e["type"] == "video" and int(e.get("num_frames", frames)) >= frames]
@@ -105,9 +112,15 @@ class VideoCropDataset(torch.utils.data.Dataset):
             video = F.interpolate(video, size=(box.resize_h, box.resize_w), mode="bilinear",
                                   align_corners=False, antialias=True).clamp(-1, 1)
             h0, w0 = video.shape[2:]
-        top = int(rng.integers(h0 - self.height + 1))
-        left = int(rng.integers(w0 - self.width + 1))
-        crop = video[:, :, top : top + self.height, left : left + self.width].contiguous()  # (F, C, H, W)
+        best = None
+        for _ in range(self.candidates):
+            top = int(rng.integers(h0 - self.height + 1))
+            left = int(rng.integers(w0 - self.width + 1))
+            crop = video[:, :, top : top + self.height, left : left + self.width]  # (F, C, H, W)
+            spread = float(crop.std()) if self.candidates > 1 else 0.0
+            if best is None or spread > best[0]:
+                best = (spread, crop)
+        crop = best[1].contiguous()
         sample = dict(pixel_values=crop, text=self.entries[index]["text"], index=index)
         if position is not None:
             sample["sampler_state"] = (epoch, position)
@@ -132,10 +145,12 @@ class VAEObjective(torch.nn.Module):
         l1_weight, mse_weight, kl_weight: loss weights.
     """
 
-    def __init__(self, vae, l1_weight: float = 1.0, mse_weight: float = 1.0, kl_weight: float = 1e-6) -> None:
+    def __init__(self, vae, l1_weight: float = 1.0, mse_weight: float = 1.0, kl_weight: float = 1e-6,
+                 foreground_weight: float = 0.0) -> None:
         super().__init__()
         self.vae = vae
         self.l1_weight, self.mse_weight, self.kl_weight = l1_weight, mse_weight, kl_weight
+        self.foreground_weight = foreground_weight
 
     def forward(self, video: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """``video`` ``(B, 3, F, H, W)`` in [-1, 1] -> ``{"loss", "l1", "mse", "kl"}``."""
@@ -143,11 +158,39 @@ class VAEObjective(torch.nn.Module):
         eps = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)  # CPU stream
         z = posterior.mean + posterior.std * eps  # (B, C, F_lat, H_lat, W_lat)
         recon = self.vae.decode(z).sample  # (B, 3, F, H, W)
-        l1 = (recon.float() - video.float()).abs().mean()
-        mse = (recon.float() - video.float()).pow(2).mean()
+        error = recon.float() - video.float()
+        l1, mse = error.abs().mean(), error.pow(2).mean()  # reported unweighted
+        weight = foreground_map(video, self.foreground_weight)  # (B, 1, F, H, W) or None
         kl = kl_per_pixel(posterior.mean.float(), posterior.logvar.float(), video[0].numel())
-        loss = self.l1_weight * l1 + self.mse_weight * mse + self.kl_weight * kl
+        if weight is None:
+            loss = self.l1_weight * l1 + self.mse_weight * mse + self.kl_weight * kl
+        else:
+            weighted = (self.l1_weight * error.abs() + self.mse_weight * error.pow(2)) * weight
+            loss = weighted.mean() / weight.mean() + self.kl_weight * kl
         return dict(loss=loss, l1=l1.detach(), mse=mse.detach(), kl=kl.detach())
+
+
+@torch.no_grad()
+def foreground_map(video: torch.Tensor, foreground_weight: float, threshold: float = 0.2) -> torch.Tensor | None:
+    """Per-pixel loss weights ``1 + foreground_weight`` on pixels far from their frame's median colour, else 1.
+
+    Toy clips (and much real footage) are mostly background: an object of 5% of the pixels gets 5% of an
+    unweighted loss, and a VAE then learns backgrounds first and the objects' colours last. The weights are
+    normalised by their mean in the loss, so its scale does not change.
+
+    Args:
+        video: ``(B, 3, F, H, W)`` in [-1, 1].
+        foreground_weight: extra weight of foreground pixels (0 = none: returns None).
+        threshold: RGB distance in [0, 1] units from the frame's median colour that makes a pixel foreground.
+
+    Returns:
+        ``(B, 1, F, H, W)`` weights, or None.
+    """
+    if foreground_weight <= 0:
+        return None
+    median = video.flatten(3).median(dim=3).values[..., None, None]  # (B, 3, F, 1, 1)
+    distance = ((video - median) / 2).pow(2).sum(dim=1, keepdim=True).sqrt()  # (B, 1, F, H, W) in [0, 1] units
+    return 1.0 + foreground_weight * (distance > threshold).to(video.dtype)
 
 
 @torch.no_grad()
@@ -199,7 +242,7 @@ def _train_vae(config: VAETrainConfig, resume: bool | str | None) -> Path:
     if config.gradient_checkpointing:
         vae.enable_gradient_checkpointing()
     vae.train()
-    objective = VAEObjective(vae, config.l1_weight, config.mse_weight, config.kl_weight)
+    objective = VAEObjective(vae, config.l1_weight, config.mse_weight, config.kl_weight, config.foreground_weight)
     params = [p for p in vae.parameters() if p.requires_grad]
     optimizer, lr_scheduler = build_optimizer(config, params)
     ema = EMAModel(params, decay=config.ema_decay) if config.use_ema else None
@@ -212,7 +255,8 @@ def _train_vae(config: VAETrainConfig, resume: bool | str | None) -> Path:
     if not config.metadata:
         raise ValueError("metadata is empty; set metadata: path/to/metadata.json in the config")
     dataset = VideoCropDataset(config.metadata, config.crop_frames, config.crop_height, config.crop_width,
-                               config.data_root, seed=config.seed, cache=config.cache_clips)
+                               config.data_root, seed=config.seed, cache=config.cache_clips,
+                               candidates=config.crop_candidates)
     key = (config.crop_height, config.crop_width, config.crop_frames)
     sampler = BucketBatchSampler([key] * len(dataset), config.batch_size, seed=config.seed, rank=rank,
                                  world_size=world, drop_last=True, infinite=True)
