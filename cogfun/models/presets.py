@@ -4,7 +4,7 @@
 Real sizes are built on the meta device (no memory, no weights) unless asked otherwise; load weights with
 ``CogVideoXFunTransformer3DModel.from_pretrained`` or ``to_empty`` + random init for benchmarks.
 
-Sizes follow the released configs (DESIGN.md 1.7): 2B = 30 heads x 64, 30 layers, sincos PE;
+Sizes follow the released configs (docs/design.md 1.7): 2B = 30 heads x 64, 30 layers, sincos PE;
 5B = 48 heads x 64, 42 layers, 3D RoPE; V1.5 adds ``patch_size_t=2`` and ``patch_bias=False``. The V1.5
 sample grid is CogVideoX1.5's (300 x 300 latents, 81 frames, RoPE "slice" grid); a real checkpoint's
 ``config.json`` always wins over a preset.
@@ -44,6 +44,22 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
         time_embed_dim=128,
         text_embed_dim=128,
         num_layers=4,
+        sample_width=12,
+        sample_height=8,
+        sample_frames=49,
+        max_text_seq_length=16,
+    ),
+    # The default toy model: "toy" with patch size 1 on the 8x VAE's latents: 8 pixels a token (a 20-px object
+    # spans 2-3 tokens; with patch 2 it spanned 1-1.6). Sample grid 64x96 pixels = 8x12 latents = 8x12 patches.
+    "toy-p1": dict(
+        num_attention_heads=5,
+        attention_head_dim=64,
+        in_channels=33,
+        out_channels=16,
+        time_embed_dim=128,
+        text_embed_dim=128,
+        num_layers=4,
+        patch_size=1,
         sample_width=12,
         sample_height=8,
         sample_frames=49,
@@ -161,7 +177,7 @@ VAE_PRESETS: dict[str, dict[str, Any]] = {
     "toy": dict(block_out_channels=(16, 32, 32, 32), latent_channels=16, layers_per_block=1, norm_num_groups=8),
 }
 
-# The CogVideoX-2B sampler config (DESIGN.md 1.5/1.7): v-prediction, scaled_linear 0.00085..0.012,
+# The CogVideoX-2B sampler config (docs/design.md 1.5/1.7): v-prediction, scaled_linear 0.00085..0.012,
 # zero-terminal-SNR rescale, trailing spacing, snr_shift 3.0 (5B: 1.0).
 SCHEDULER_CONFIG: dict[str, Any] = dict(
     num_train_timesteps=1000,

@@ -1,6 +1,6 @@
 """``cogfun generate``: every mode from the command line, one pipeline underneath.
 
-The mode follows from what is given (DESIGN.md 1.2):
+The mode follows from what is given (docs/design.md 1.2):
 
 =====================================  =====================
 given                                  mode
@@ -45,13 +45,16 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--size-from-image", type=int, default=None, metavar="BASE",
                    help="pick height/width from the start image's aspect ratio around BASE px (e.g. 512)")
-    p.add_argument("--num-frames", type=int, default=None, help="4k+1 (default 49, or the video's length)")
+    p.add_argument("--num-frames", type=int, default=None,
+                   help="4k+1 (default: the video's length, else the model's default: 17 for the toy model, 49 "
+                        "for released checkpoints; long video: 49)")
     p.add_argument("--long", action="store_true", help="long video: segments with overlap and cross-fade")
-    p.add_argument("--segment-frames", type=int, default=25)
+    p.add_argument("--segment-frames", type=int, default=None,
+                   help="long video: frames per segment (default the model's num_frames; the reference uses 25)")
     p.add_argument("--overlap", type=int, default=4)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--guidance", type=float, default=6.0)
-    p.add_argument("--sampler", default="ddim")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default the model's: 25 toy, 50 released)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default the model's, 6.0)")
+    p.add_argument("--sampler", default=None, help="sampler name (default the model's, ddim)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--fps", type=int, default=8)
     p.add_argument("--out", default=None, help="output file (.mp4, .webm, .gif); default a new run folder")
@@ -102,7 +105,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
     mode = _mode(args)
     pipe = load_pipeline(args.model)
-    pipe.set_sampler(args.sampler)
+    if args.sampler is not None:
+        pipe.set_sampler(args.sampler)
     height, width = args.height, args.width
     if args.size_from_image:
         if not args.image:
@@ -113,19 +117,20 @@ def run_generate(args: argparse.Namespace) -> int:
                   guidance_scale=args.guidance, generator=generator, height=height, width=width)
     start = time.perf_counter()
     if mode == "long_video":
-        frames = pipe.long_video(args.prompt, args.num_frames or 49, segment_frames=args.segment_frames,
+        segment_frames = args.segment_frames or pipe.generation_defaults.num_frames
+        frames = pipe.long_video(args.prompt, args.num_frames or 49, segment_frames=segment_frames,
                                  overlap=args.overlap, image=args.image, end_image=args.end_image, **common)
     else:
         if mode in ("image_to_video", "start_end_to_video"):
             out = pipe.image_to_video(args.prompt, args.image, end_image=args.end_image,
-                                      num_frames=args.num_frames or 49, **common)
+                                      num_frames=args.num_frames, **common)
         elif mode == "video_to_video":
             out = pipe.video_to_video(args.prompt, args.video, strength=args.strength or 0.70,
                                       num_frames=args.num_frames, **common)
         elif mode == "inpaint":
             out = pipe.inpaint(args.prompt, args.video, args.mask, num_frames=args.num_frames, **common)
         else:
-            out = pipe.text_to_video(args.prompt, num_frames=args.num_frames or 49, **common)
+            out = pipe.text_to_video(args.prompt, num_frames=args.num_frames, **common)
         frames = out.frames[0]
     seconds = time.perf_counter() - start
     path = _output_path(args, mode)

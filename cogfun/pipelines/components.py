@@ -16,7 +16,7 @@ from ..models.presets import build_scheduler, build_transformer, build_vae
 from ..models.text_encoder import build_tiny_t5_encoder, build_toy_tokenizer
 
 # transformer preset -> (VAE preset, T5 width)
-COMPONENT_PRESETS: dict[str, tuple[str, int]] = {"tiny": ("tiny", 32), "toy": ("toy", 128)}
+COMPONENT_PRESETS: dict[str, tuple[str, int]] = {"tiny": ("tiny", 32), "toy": ("toy", 128), "toy-p1": ("toy", 128)}
 
 
 def toy_vocabulary() -> list[str]:
@@ -30,7 +30,8 @@ def build_components(preset: str = "tiny", seed: int = 0, **transformer_override
     """Tokenizer, text encoder, VAE, transformer and scheduler of one preset (random weights, eval mode).
 
     Args:
-        preset: ``"tiny"`` (unit tests) or ``"toy"`` (the toy-world model before training).
+        preset: ``"tiny"`` (unit tests), ``"toy"`` (patch 2) or ``"toy-p1"`` (patch 1, the default toy model's
+            architecture) before training.
         seed: seed of every random initialisation.
         **transformer_overrides: transformer config keys, e.g. ``pos_embed_mode="scaled"``.
     """
@@ -47,6 +48,36 @@ def build_components(preset: str = "tiny", seed: int = 0, **transformer_override
         transformer=transformer,
         scheduler=build_scheduler("ddim"),
     )
+
+
+def write_initial_model(
+    out: str | os.PathLike, preset: str = "toy-p1", vae_path: str | os.PathLike | None = None, seed: int = 0,
+    **transformer_overrides: Any,
+) -> Path:
+    """A model folder in the released layout before transformer training: the preset's components (random
+    transformer, the toy T5 and tokenizer, seeded) with a trained VAE (``vae_path``: a ``save_pretrained``
+    folder, or a folder holding ``vae/``).
+
+    The toy recipe encodes its latent cache with this folder's VAE and T5 and trains the transformer from it
+    (``pretrained:``), so cache and training share the very same frozen parts. Refuses an existing folder.
+    """
+    from diffusers import AutoencoderKLCogVideoX
+
+    from .pipeline import CogVideoXFunPipeline
+
+    out = Path(out)
+    if (out / "model_index.json").exists():
+        raise ValueError(f"{out} already holds a model; write the initial model to a new folder")
+    parts = build_components(preset, seed=seed, **transformer_overrides)
+    if vae_path is not None:
+        vae_path = Path(vae_path)
+        if (vae_path / "vae" / "config.json").is_file():
+            vae_path = vae_path / "vae"
+        if not (vae_path / "config.json").is_file():
+            raise ValueError(f"no VAE at {vae_path}; point vae_path at a VAE run's model folder (RUN/model)")
+        parts["vae"] = AutoencoderKLCogVideoX.from_pretrained(vae_path).eval()
+    CogVideoXFunPipeline(**parts).save_pretrained(out)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """One diffusers pipeline for every CogVideoX-Fun mode, with one ``__call__`` and one denoising loop.
 
 The reference (VideoX-Fun) and diffusers each ship a pipeline per task; here a mode is data: a pixel
-``video`` and a ``mask_video`` (1 = regenerate) built by ``cogfun.masks`` (DESIGN.md 1.2). The thin entry
+``video`` and a ``mask_video`` (1 = regenerate) built by ``cogfun.masks`` (docs/design.md 1.2). The thin entry
 points (``text_to_video``, ``image_to_video``, ``video_to_video``, ``inpaint``) only build that pair and
 call ``__call__``; long videos are in ``long_video.py``.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -26,6 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .. import masks as M
 from ..models.transformer import CogVideoXFunTransformer3DModel
+from .generation_defaults import RELEASED_DEFAULTS, GenerationDefaults, load_generation_defaults, save_generation_defaults
 from .inputs import as_image, as_mask, as_video
 from .samplers import make_scheduler, sampler_name
 
@@ -62,6 +64,9 @@ class CogVideoXFunPipeline(DiffusionPipeline):
         self.vae_scale_factor_spatial = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.vae_scale_factor_temporal = int(self.vae.config.temporal_compression_ratio)
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+        #: what the model was trained for and how to sample it (``generation_defaults.json``); see
+        #: ``cogfun.pipelines.generation_defaults``. Arguments left at None take these values.
+        self.generation_defaults: GenerationDefaults = RELEASED_DEFAULTS
 
     # --------------------------------------------------------------------------------------------
     # Loading and samplers
@@ -88,15 +93,32 @@ class CogVideoXFunPipeline(DiffusionPipeline):
             kwargs["transformer"] = CogVideoXFunTransformer3DModel.from_pretrained(
                 root, subfolder="transformer", torch_dtype=kwargs.get("torch_dtype")
             )
+        defaults = load_generation_defaults(root)  # read first: a bad file fails before the weights load
         pipe = super().from_pretrained(root, local_files_only=True, **kwargs)
         for module in (pipe.text_encoder, pipe.vae, pipe.transformer):
             module.eval()
+        if defaults is not None:
+            pipe.generation_defaults = defaults
+            if defaults.sampler != pipe.sampler:
+                pipe.set_sampler(defaults.sampler)
         return pipe
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """diffusers' ``save_pretrained``, plus ``generation_defaults.json`` when the defaults are not the
+        released checkpoints'."""
+        super().save_pretrained(save_directory, **kwargs)
+        if self.generation_defaults != RELEASED_DEFAULTS:
+            save_generation_defaults(save_directory, self.generation_defaults)
 
     def set_sampler(self, name: str) -> "CogVideoXFunPipeline":
         """Switch the sampler by name (``ddim``, ``cogvideox_ddim``, ``cogvideox_dpm``, ``euler``, ``euler_a``,
         ``dpm++``, ``pndm``), keeping the checkpoint's noise schedule."""
-        self.scheduler = make_scheduler(name, self.scheduler.config)
+        # Always from the checkpoint's own scheduler config: building each sampler from the previous one's
+        # config would drop the keys that sampler does not know (PNDM has no zero-terminal-SNR rescale, so
+        # "pndm" then "ddim" would sample another schedule than the one trained).
+        if getattr(self, "_checkpoint_scheduler_config", None) is None:
+            self._checkpoint_scheduler_config = dict(self.scheduler.config)
+        self.scheduler = make_scheduler(name, self._checkpoint_scheduler_config)
         return self
 
     @property
@@ -223,8 +245,8 @@ class CogVideoXFunPipeline(DiffusionPipeline):
         height: int | None = None,
         width: int | None = None,
         num_frames: int | None = None,
-        num_inference_steps: int = 50,
-        guidance_scale: float = 6.0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         noise_aug_strength: float = M.INFERENCE_NOISE_SIGMA,
         num_videos_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -250,10 +272,13 @@ class CogVideoXFunPipeline(DiffusionPipeline):
                 (video-to-video).
             strength: in (0, 1]; below 1 the video is noised to the matching timestep and the first
                 ``(1 - strength)`` of the steps are skipped (SDEdit). Video-to-video uses 0.70.
-            height, width: output size (multiples of 16); default the video's size, else the transformer's
-                sample size.
-            num_frames: 4k+1; default the video's length, else 49.
-            num_inference_steps, guidance_scale: sampler steps and classifier-free guidance (> 1 enables it).
+            height, width: output size (multiples of 16); default the video's size, else the model's
+                ``generation_defaults``, else the transformer's sample size. A size or length outside the
+                model's ``trained_sizes`` is generated with a warning.
+            num_frames: 4k+1; default the video's length, else the model's default (49 for released
+                checkpoints).
+            num_inference_steps, guidance_scale: sampler steps and classifier-free guidance (> 1 enables it);
+                default the model's (50 and 6.0 for released checkpoints).
             noise_aug_strength: sigma of the noise added to the kept video before encoding, when the
                 transformer's config sets ``add_noise_in_inpaint_model`` (0 disables).
             generator, latents: randomness; ``latents`` ``(B, F_lat, 16, h, w)`` replaces the initial noise.
@@ -276,9 +301,17 @@ class CogVideoXFunPipeline(DiffusionPipeline):
             height = height or video.shape[-2]
             width = width or video.shape[-1]
             num_frames = num_frames or video.shape[2]
+        defaults = self.generation_defaults
+        if height is None and width is None and defaults.height is not None:
+            height, width = defaults.height, defaults.width
         height = height or self.transformer.config.sample_height * self.vae_scale_factor_spatial
         width = width or self.transformer.config.sample_width * self.vae_scale_factor_spatial
-        num_frames = num_frames or 49
+        num_frames = num_frames or defaults.num_frames
+        num_inference_steps = defaults.num_inference_steps if num_inference_steps is None else num_inference_steps
+        guidance_scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
+        untrained = defaults.untrained(height, width, num_frames)
+        if untrained:
+            warnings.warn(untrained, stacklevel=2)
         self.check_inputs(prompt, prompt_embeds, height, width, num_frames, strength, video, output_type,
                           num_inference_steps)
         device = self._execution_device
@@ -399,13 +432,15 @@ class CogVideoXFunPipeline(DiffusionPipeline):
         return self(prompt=prompt, **kwargs)
 
     def image_to_video(self, prompt: str | list[str], image: Any, end_image: Any = None,
-                       num_frames: int = 49, height: int | None = None, width: int | None = None, **kwargs: Any):
+                       num_frames: int | None = None, height: int | None = None, width: int | None = None,
+                       **kwargs: Any):
         """Image-to-video (start image kept at frame 0), or start+end with ``end_image`` kept at the last frame.
 
         The image is fitted to ``height x width`` (resize to cover + centre crop, with a warning) when they
         disagree; by default the output takes the image's size.
         """
         start = as_image(image)
+        num_frames = num_frames or self.generation_defaults.num_frames
         height, width = height or start.shape[-2], width or start.shape[-1]
         start = as_image(start, height, width)
         end = None if end_image is None else as_image(end_image, height, width)

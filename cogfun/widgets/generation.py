@@ -1,7 +1,7 @@
 """The generation panel: every CogVideoX-Fun mode from one ipywidgets form.
 
 The reference ships a Gradio UI with a tab per task; here, as in the rest of the kit, a mode is data
-(DESIGN.md 1.2): the panel reads its widgets, decodes the uploads and calls the one pipeline through its thin
+(docs/design.md 1.2): the panel reads its widgets, decodes the uploads and calls the one pipeline through its thin
 entry points (``text_to_video``, ``image_to_video``, ``video_to_video``, ``inpaint``, ``long_video``). The
 denoising steps drive an ``IntProgress`` through the pipeline's ``callback_on_step_end``; the result is shown
 as an animated GIF and offered as an mp4 download (a ``data:`` link, and a file when ``output_dir`` is set).
@@ -69,8 +69,9 @@ class GenerationPanel:
     Args:
         pipe: a ``CogVideoXFunPipeline`` (its sampler can be switched from the panel).
         height, width: initial size in pixels (multiples of 16); default the transformer's sample size.
-        num_frames: initial frame count (4k+1; any count in long-video mode).
-        num_inference_steps, guidance_scale, seed: initial sampler settings.
+        num_frames: initial frame count (4k+1; any count in long-video mode); default the model's
+            ``generation_defaults``.
+        num_inference_steps, guidance_scale, seed: initial sampler settings (default the model's).
         strength: initial video-to-video strength (reference default 0.70).
         fps: frame rate of the preview and the mp4.
         base_size: side of the bucket area for "resize to the start image"; default ``sqrt(height * width)``.
@@ -90,9 +91,9 @@ class GenerationPanel:
         pipe: Any,
         height: int | None = None,
         width: int | None = None,
-        num_frames: int = 49,
-        num_inference_steps: int = 50,
-        guidance_scale: float = 6.0,
+        num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         seed: int = 0,
         strength: float = 0.70,
         fps: float = DEFAULT_FPS,
@@ -110,7 +111,14 @@ class GenerationPanel:
         self._mask_override: np.ndarray | torch.Tensor | None = None
         self._decoded: dict[int, tuple[tuple, np.ndarray]] = {}
 
+        # the model folder's generation defaults (generation_defaults.json), else the released checkpoints'
+        defaults = getattr(pipe, "generation_defaults", None)
+        num_frames = num_frames or (defaults.num_frames if defaults else 49)
+        num_inference_steps = num_inference_steps or (defaults.num_inference_steps if defaults else 50)
+        guidance_scale = guidance_scale if guidance_scale is not None else (defaults.guidance_scale if defaults else 6.0)
         scale = pipe.vae_scale_factor_spatial
+        if height is None and width is None and defaults is not None and defaults.height is not None:
+            height, width = defaults.height, defaults.width
         height = height or pipe.transformer.config.sample_height * scale
         width = width or pipe.transformer.config.sample_width * scale
         base_size = base_size or max(16, int(round(math.sqrt(height * width) / 16)) * 16)
