@@ -3,6 +3,7 @@
 import argparse
 import json
 import math
+import types
 import time
 from collections import Counter
 from types import SimpleNamespace
@@ -197,9 +198,15 @@ def test_evaluate_returns_finite_metrics_with_the_expected_keys(pipe, smoke):
             # two items: s.e. = |a - b| / 2; one item (unseen): undefined
             assert metrics[f"{key}_se"] in (0.0, 0.5) if key.count("/") == 1 else math.isnan(metrics[f"{key}_se"])
     assert not any(k.startswith("unseen/extrapolate") for k in metrics)
-    # records: 2 vae + 2 i2v + 2 start_end + 2 t2v + 1 long + 2 modes x (1 + 1) unseen + 1 photo
-    assert Counter(r["subset"] for r in smoke["records"]) == dict(vae=2, i2v=2, start_end=2, t2v=2, long=1,
-                                                                   unseen=4, photos=1)
+    # records: 2 vae + 2 i2v + 2 start_end + 2 t2v + 2 inpaint + 1 long + 2 modes x (1 + 1) unseen + 1 photo
+    assert Counter(r["subset"] for r in smoke["records"]) == dict(vae=2, i2v=2, start_end=2, t2v=2, inpaint=2,
+                                                                   long=1, unseen=4, photos=1)
+    # the default world is shapes over plain backgrounds: every shared clip can be read by the detector
+    assert all(r["spec"]["kind"] == "shape" and not r["spec"]["background"].startswith("photo:")
+               for r in smoke["records"] if r["subset"] in ("vae", "i2v", "start_end", "inpaint"))
+    for key in ("t2v/present_acc", "i2v/last_present_acc", "i2v/direction_acc", "inpaint/kept_psnr",
+                "inpaint/object_in_hole_acc"):
+        assert key in metrics and math.isfinite(metrics[key]), key
     assert metrics["i2v/n"] == 2 and smoke["size"] == [32, 32]
     # the pipeline is left as it was
     assert pipe.transformer.config.pos_embed_mode == "interpolate" and pipe.sampler == "ddim"
@@ -292,3 +299,37 @@ def test_a_mode_that_cannot_serve_the_unseen_grid_is_recorded_not_fatal():
     assert all(isinstance(v, (int, float)) for v in metrics.values())  # errors stay out of the numbers
     assert not any(key.startswith("unseen/truncate/") for key in metrics)
     assert format_table(headline(metrics))  # the results table can be written
+
+
+def test_inpaint_box_covers_the_whole_track_and_an_oracle_scores_perfectly():
+    from cogfun.eval.benchmark import EvalConfig, _run_inpaint, held_out_shape_specs, inpaint_box
+
+    clip = held_out_shape_specs(3)[1]
+    reference = clip.render(64, 96, 9)
+    top, bottom, left, right = inpaint_box(clip, 64, 96, 9)
+    outside = np.ones((64, 96), bool)
+    outside[top:bottom, left:right] = False
+    background = reference[0, 0, 0]
+    assert np.allclose(reference[:, outside], background)  # nothing of the object outside the box
+    assert outside.sum() > 0
+
+    class Oracle:  # returns the clip itself: kept region perfect, named object inside the hole
+        _execution_device = "cpu"
+
+        def inpaint(self, prompt, video, mask, **kwargs):
+            assert prompt == clip.caption and mask.shape == (64, 96) and mask[top, left] == 1
+            return types.SimpleNamespace(frames=[reference])
+
+    class Blank(Oracle):  # fills the hole with background: the object is lost
+        def inpaint(self, prompt, video, mask, **kwargs):
+            frames = reference.copy()
+            frames[:, ~outside] = background
+            return types.SimpleNamespace(frames=[frames])
+
+    config = EvalConfig(num_frames=9, seeds=(10_000,))
+    bar = types.SimpleNamespace(update=lambda: None)
+    for pipe, hole in ((Oracle(), 1.0), (Blank(), 0.0)):
+        runner = types.SimpleNamespace(pipe=pipe, common={})
+        record = _run_inpaint(runner, config, [clip], (64, 96), bar)[0]
+        assert record["object_in_hole_acc"] == hole
+        assert record["kept_psnr"] == pytest.approx(100.0)  # the PSNR cap: identical pixels

@@ -16,7 +16,7 @@ from cogfun.data.toy import (
     render_clip,
     shape_track,
 )
-from cogfun.eval.toy_detector import caption_accuracy, detect_toy_object, score_against_caption
+from cogfun.eval.toy_detector import caption_accuracy, detect_toy_object, object_present, score_against_caption
 
 
 def _all_combinations(height, width, num_frames, noise=0.0, backgrounds=tuple(PLAIN_BACKGROUNDS),
@@ -88,13 +88,13 @@ def test_score_against_caption_accepts_spec_dict_or_caption():
     spec = ToyClipSpec("shape", "up", "white", "triangle", "magenta", size=0.3, speed=0.8)
     frames = render_clip(spec, 48, 48, 6, seed=4)
     expected = dict(colour_correct=True, shape_correct=True, direction_correct=True,
-                    all_correct=True)
+                    all_correct=True, present_correct=True, last_present_correct=True)
     assert score_against_caption(frames, spec) == expected
     assert score_against_caption(frames, spec.to_dict()) == expected
     assert score_against_caption(frames, caption(spec)) == expected
     wrong = score_against_caption(frames, "a blue square moving down on a grey background")
     assert wrong == dict(colour_correct=False, shape_correct=False, direction_correct=False,
-                         all_correct=False)
+                         all_correct=False, present_correct=True, last_present_correct=False)
     partly = score_against_caption(frames, "a magenta circle moving up on a white background")
     assert partly["colour_correct"] and not partly["shape_correct"] and not partly["all_correct"]
 
@@ -112,7 +112,8 @@ def test_nothing_to_detect_and_bad_inputs():
     assert not found["found"] and found["colour"] is None and np.isnan(found["centroids"]).all()
     spec = ToyClipSpec("shape", "left", "grey", "circle", "red")
     assert score_against_caption(blank, spec) == dict(
-        colour_correct=False, shape_correct=False, direction_correct=False, all_correct=False)
+        colour_correct=False, shape_correct=False, direction_correct=False, all_correct=False,
+        present_correct=False, last_present_correct=False)
     with pytest.raises(ValueError, match="'shape' clips"):
         score_against_caption(blank, ToyClipSpec("pan", "left", "photo:chelsea"))
     with pytest.raises(ValueError, match="describes a pan"):
@@ -138,3 +139,25 @@ def test_moving_objects_over_photos_best_effort():
     # measured: colour 0.92, shape 0.89, direction 0.94, all 0.875 (96 clips)
     assert accuracy["colour"] >= 0.85 and accuracy["direction"] >= 0.9
     assert accuracy["all"] >= 0.8
+
+
+def test_object_presence_needs_a_world_colour_of_a_sensible_size_in_most_frames():
+    spec = ToyClipSpec("shape", "right", "black", "circle", "yellow", size=0.3, speed=0.8)
+    frames = render_clip(spec, 64, 96, 9, seed=1)
+    found = detect_toy_object(frames)
+    assert object_present(found, (64, 96), spec.size)
+    assert not np.isnan(found["areas"]).any()
+    # a speck: far below a quarter of the asked shape's area
+    speck = ToyClipSpec("shape", "right", "black", "circle", "yellow", size=0.05, speed=0.8)
+    assert not object_present(detect_toy_object(render_clip(speck, 64, 96, 9, seed=1)), (64, 96), spec.size)
+    # seen in too few frames: the object vanishes after frame 2
+    gone = frames.copy()
+    gone[2:] = 0.0
+    found = detect_toy_object(gone)
+    assert found["found"] and not object_present(found, (64, 96), spec.size)
+    score = score_against_caption(gone, spec)
+    assert not score["present_correct"] and not score["last_present_correct"]
+    # a blob of no colour of the world (dull brown) is not the object
+    dull = frames.copy()
+    dull[frames.sum(-1) > 1.5] = (0.45, 0.3, 0.1)
+    assert not object_present(detect_toy_object(dull), (64, 96), spec.size)

@@ -8,14 +8,22 @@ plus one record per generated item, ready for ``metrics.json`` (issue 5, item 3)
 ``i2v``        image-to-video; start image = frame 0 of a held-out clip, prompt = its caption:
                ``i2v/first_frame_psnr`` and temporal smoothness against that clip.
 ``start_end``  start + end image (frames 0 and F-1 of the clip): ``start_end/last_frame_psnr`` too.
-``t2v``        text-to-video on held-out shape prompts (plain backgrounds); colour / shape / motion
-               direction accuracy by :func:`cogfun.eval.toy_detector.score_against_caption`.
+``t2v``        text-to-video on held-out shape prompts (plain backgrounds); object present, colour /
+               shape / motion direction accuracy by :func:`cogfun.eval.toy_detector.score_against_caption`.
+``inpaint``    a box around the object's whole track regenerated from the caption: ``kept_psnr`` outside
+               the box, ``object_in_hole_acc`` (the named colour found, centred inside the box).
 ``long``       ``pipe.long_video`` with small segments: seam continuity (:mod:`.metrics`).
 ``unseen``     ``i2v`` and ``t2v`` at ``unseen_size`` (a resolution never trained on) for every
                positional-embedding mode (``pipe.transformer.set_pos_embed_mode``), each also as a
                ratio to the same prompts at the trained size (``..._vs_trained``).
 ``photos``     image-to-video pans over :data:`cogfun.data.toy.HELD_OUT_PHOTOS` (never in training).
 =============  ====================================================================================
+
+The clips of ``vae``, ``i2v``, ``start_end`` and ``inpaint`` come from the config's ``world``: ``"plain"``
+(default; shapes over plain backgrounds, the default model's world, balanced by :func:`held_out_shape_specs`
+with seed ``prompt_seed``) or ``"mixed"`` (``sample_specs``: pans and photo backgrounds too). On shape clips
+``i2v`` and ``start_end`` also read the generated object: ``last_present_acc`` (the object, in its colour,
+still in the last frame) and ``direction_acc`` (moving the caption's way).
 
 Held out, and how:
 - **Prompts.** Training draws specs with ``sample_specs(n, seed)`` and small seeds (0, 1, ...). The
@@ -75,18 +83,25 @@ from ..data.toy import (
 )
 from ..models.positional_embeddings import POS_EMBED_MODES
 from . import metrics as M
-from .toy_detector import score_against_caption
+from .toy_detector import detect_toy_object, score_against_caption
 
-EVAL_SUBSETS = ("vae", "i2v", "start_end", "t2v", "long", "unseen", "photos")
+EVAL_SUBSETS = ("vae", "i2v", "start_end", "t2v", "inpaint", "long", "unseen", "photos")
+EVAL_WORLDS = ("plain", "mixed")
 #: Lowest prompt seed of the benchmark: training data uses seeds below it.
 MIN_EVAL_SEED = 10_000
-#: Targets of issue 5 (benchmarks, not tests): metric -> lowest acceptable value.
+#: Targets of issues 5 and 11 (benchmarks, not tests): metric -> lowest acceptable value.
 TARGETS: dict[str, float] = {
     "vae/psnr": 30.0,
     "i2v/first_frame_psnr": 28.0,
+    "i2v/last_present_acc": 0.9,
+    "i2v/direction_acc": 0.8,
     "start_end/last_frame_psnr": 25.0,
+    "t2v/present_acc": 0.95,
     "t2v/colour_acc": 0.9,
+    "t2v/shape_acc": 0.8,
     "t2v/direction_acc": 0.8,
+    "inpaint/kept_psnr": 28.0,
+    "inpaint/object_in_hole_acc": 0.8,
     # "interpolate" within 10 % of the trained resolution's scores
     "unseen/interpolate/i2v/first_frame_psnr_vs_trained": 0.9,
     "unseen/interpolate/t2v/colour_acc_vs_trained": 0.9,
@@ -124,6 +139,8 @@ class EvalConfig:
         long_num_prompts: the first this many ``t2v`` prompts make long videos.
         long_num_frames, long_segment_frames, long_overlap: the long videos' plan (any length;
             segments 4k+1, see ``cogfun.pipelines.plan_segments``).
+        world: clips of ``vae`` / ``i2v`` / ``start_end`` / ``inpaint``: ``"plain"`` (shapes over plain
+            backgrounds) or ``"mixed"`` (also pans and photo backgrounds).
         photos: held-out photos of the ``photos`` subset.
         photo_directions: pan directions over each photo; photo_speed: pan speed.
     """
@@ -146,6 +163,7 @@ class EvalConfig:
     long_num_frames: int = 41
     long_segment_frames: int = 17
     long_overlap: int = 4
+    world: str = "plain"
     photos: tuple[str, ...] = HELD_OUT_PHOTOS
     photo_directions: tuple[str, ...] = ("left", "right", "up", "down")
     photo_speed: float = 0.5
@@ -155,6 +173,8 @@ class EvalConfig:
         _check_subset("pos_embed_modes", self.pos_embed_modes, POS_EMBED_MODES)
         _check_subset("photos", self.photos, tuple(PHOTOS))
         _check_subset("photo_directions", self.photo_directions, DIRECTIONS)
+        if self.world not in EVAL_WORLDS:
+            raise ValueError(f"world must be one of {list(EVAL_WORLDS)} (got {self.world!r})")
         if self.prompt_seed < MIN_EVAL_SEED:
             raise ValueError(f"prompt_seed must be >= {MIN_EVAL_SEED} so that held-out prompts never match "
                              f"training data (got {self.prompt_seed}); try {MIN_EVAL_SEED}")
@@ -406,7 +426,54 @@ def _run_i2v(runner, config, clips, size, subset, end, bar, **extra) -> list[dic
         if end:
             values["last_frame_psnr"] = M.last_frame_psnr(frames, reference[-1])
         values.update(M.temporal_smoothness(frames, reference))
+        values.update(_object_scores(frames, clip.spec))
         records.append(_record(subset, index, clip, seed, frames.shape, **extra, **values))
+        bar.update()
+    return records
+
+
+def _object_scores(frames: np.ndarray, spec: ToyClipSpec) -> dict[str, float]:
+    """Detector scores of a generated clip (NaN for clips the detector cannot read: pans, photos)."""
+    names = ("present_acc", "last_present_acc", "colour_acc", "shape_acc", "direction_acc")
+    if spec.kind != "shape" or spec.photo:
+        return {k: float("nan") for k in names}
+    score = score_against_caption(frames, spec)
+    return {k: float(score[k.replace("_acc", "_correct")]) for k in names}
+
+
+def inpaint_box(clip: HeldOutClip, height: int, width: int, num_frames: int, pad: int = 2) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` of the box that covers the object over the whole clip (plus ``pad`` px)."""
+    from ..data.toy import shape_track
+
+    centres, radius = shape_track(clip.spec, height, width, num_frames, clip.render_seed)
+    left = max(int(np.floor(centres[:, 0].min() - radius)) - pad, 0)
+    right = min(int(np.ceil(centres[:, 0].max() + radius)) + pad, width)
+    top = max(int(np.floor(centres[:, 1].min() - radius)) - pad, 0)
+    bottom = min(int(np.ceil(centres[:, 1].max() + radius)) + pad, height)
+    return top, bottom, left, right
+
+
+def _run_inpaint(runner, config, clips, size, bar) -> list[dict]:
+    records = []
+    for index, clip, seed in _items(clips, config.seeds):
+        reference = clip.render(*size, config.num_frames)  # (F, H, W, 3)
+        top, bottom, left, right = inpaint_box(clip, *size, config.num_frames)
+        mask = np.zeros(size, np.float32)
+        mask[top:bottom, left:right] = 1.0  # 1 = regenerate
+        out = runner.pipe.inpaint(clip.caption, reference, mask, num_frames=config.num_frames, height=size[0],
+                                  width=size[1], generator=_generator(runner.pipe, seed), **runner.common)
+        frames = out.frames[0]
+        keep = mask < 0.5
+        kept_psnr = M.psnr(frames[:, keep], reference[:, keep]) if keep.any() else float("nan")
+        found = detect_toy_object(frames)
+        inside = 0.0
+        if found["found"]:
+            cx, cy = found["centroids"][:, 0], found["centroids"][:, 1]
+            seen = ~np.isnan(cx)
+            within = (cx >= left) & (cx <= right) & (cy >= top) & (cy <= bottom)
+            inside = float(found["colour"] == clip.spec.colour and seen.mean() >= 0.75 and within[seen].mean() >= 0.75)
+        records.append(_record("inpaint", index, clip, seed, frames.shape, kept_psnr=kept_psnr,
+                               object_in_hole_acc=inside, box=[top, bottom, left, right]))
         bar.update()
     return records
 
@@ -489,9 +556,10 @@ def summarise(records: list[dict], prefix: str, keys: tuple[str, ...]) -> dict[s
     return out
 
 
-I2V_KEYS = ("first_frame_psnr",)
-START_END_KEYS = ("first_frame_psnr", "last_frame_psnr")
-T2V_KEYS = ("colour_acc", "shape_acc", "direction_acc", "all_acc")
+I2V_KEYS = ("first_frame_psnr", "last_present_acc", "direction_acc")
+START_END_KEYS = ("first_frame_psnr", "last_frame_psnr", "last_present_acc")
+T2V_KEYS = ("present_acc", "colour_acc", "shape_acc", "direction_acc", "all_acc")
+INPAINT_KEYS = ("kept_psnr", "object_in_hole_acc")
 COMPARED_TO_TRAINED = {"i2v": ("first_frame_psnr",), "t2v": ("colour_acc", "direction_acc", "all_acc")}
 
 
@@ -539,7 +607,10 @@ def evaluate(pipe: Any, config: EvalConfig = EvalConfig(), progress: bool = True
     for module in (pipe.text_encoder, pipe.vae, transformer):
         module.eval()
 
-    shared = held_out_clips(config.num_prompts, config.prompt_seed)
+    if config.world == "plain":
+        shared = held_out_shape_specs(config.num_prompts, config.prompt_seed)
+    else:
+        shared = held_out_clips(config.num_prompts, config.prompt_seed)
     shapes = held_out_shape_specs(config.num_prompts, config.prompt_seed + 1)
     photos = held_out_photo_clips(config.photos, config.photo_directions, config.photo_speed, config.prompt_seed + 2)
     runner = _Runner(pipe, config)
@@ -548,7 +619,7 @@ def evaluate(pipe: Any, config: EvalConfig = EvalConfig(), progress: bool = True
     unseen_shared, unseen_shapes = shared[: config.unseen_num_prompts], shapes[: config.unseen_num_prompts]
     totals = {
         "vae": len(shared), "i2v": len(shared) * num_seeds, "start_end": len(shared) * num_seeds,
-        "t2v": len(shapes) * num_seeds, "long": min(config.long_num_prompts, len(shapes)) * num_seeds,
+        "t2v": len(shapes) * num_seeds, "inpaint": len(shared) * num_seeds, "long": min(config.long_num_prompts, len(shapes)) * num_seeds,
         "unseen": len(modes) * (len(unseen_shared) + len(unseen_shapes)) * num_seeds,
         "photos": len(photos) * num_seeds,
     }
@@ -575,6 +646,10 @@ def evaluate(pipe: Any, config: EvalConfig = EvalConfig(), progress: bool = True
                 elif subset == "t2v":
                     new = _run_t2v(runner, config, shapes, size, "t2v", bar)
                     metrics.update(summarise(new, "t2v", T2V_KEYS))
+                elif subset == "inpaint":
+                    shape_clips = [c for c in shared if c.spec.kind == "shape" and not c.spec.photo]
+                    new = _run_inpaint(runner, config, shape_clips, size, bar)
+                    metrics.update(summarise(new, "inpaint", INPAINT_KEYS))
                 elif subset == "long":
                     new = _run_long(pipe, config, shapes[: config.long_num_prompts], size, bar)
                     metrics.update(summarise(new, "long", ("seam_ratio", "seam_across", "seam_within")))

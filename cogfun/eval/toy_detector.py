@@ -101,7 +101,8 @@ def detect_toy_object(
         dict with ``found`` (bool: an object was seen in at least one frame), ``colour``,
         ``shape``, ``direction`` (names from the toy world, or ``None`` when not found),
         ``displacement`` ``(dx, dy)`` in pixels over the clip (x right, y down), ``centroids``
-        ``(F, 2)`` float (NaN where no object), ``rgb`` the measured object colour ``(3,)``,
+        ``(F, 2)`` float (NaN where no object), ``areas`` ``(F,)`` the object's soft area in
+        pixels per frame (NaN where none), ``rgb`` the measured object colour ``(3,)``,
         ``shape_errors`` ``{shape: normalised squared error}``, ``fill_ratio`` (area over
         bounding box, diagnostic) and ``background`` (the mode used).
     """
@@ -116,7 +117,8 @@ def detect_toy_object(
     num_frames, height, width, _ = frames.shape
     not_found = dict(found=False, colour=None, shape=None, direction=None,
                      displacement=(float("nan"), float("nan")),
-                     centroids=np.full((num_frames, 2), np.nan), rgb=None, shape_errors={},
+                     centroids=np.full((num_frames, 2), np.nan), areas=np.full(num_frames, np.nan),
+                     rgb=None, shape_errors={},
                      fill_ratio=float("nan"), background=background)
 
     # 1. Background and per-pixel distance from it.
@@ -141,6 +143,7 @@ def detect_toy_object(
 
     # 4. Soft coverage alpha in a window around each frame's object; centroids.
     centroids = np.full((num_frames, 2), np.nan)
+    areas = np.full(num_frames, np.nan)
     alphas: dict[int, tuple[tuple[slice, slice], np.ndarray]] = {}
     fills = []
     for t in seen:
@@ -156,6 +159,7 @@ def detect_toy_object(
         ys = np.arange(window[0].start, window[0].stop) + 0.5  # pixel centres
         xs = np.arange(window[1].start, window[1].stop) + 0.5
         centroids[t] = ((a.sum(0) * xs).sum() / area, (a.sum(1) * ys).sum() / area)
+        areas[t] = area
         alphas[t] = (window, a)
         solid = a > 0.5
         if solid.any():
@@ -204,7 +208,7 @@ def detect_toy_object(
         direction = "down" if dy > 0 else "up"
 
     return dict(found=True, colour=colour, shape=shape, direction=direction,
-                displacement=(float(dx), float(dy)), centroids=centroids,
+                displacement=(float(dx), float(dy)), centroids=centroids, areas=areas,
                 rgb=rgb.astype(np.float32), shape_errors=shape_errors,
                 fill_ratio=float(np.median(fills)) if fills else float("nan"), background=mode)
 
@@ -245,14 +249,52 @@ def score_against_caption(frames: np.ndarray, spec, **detector_kwargs) -> dict:
         **detector_kwargs: forwarded to :func:`detect_toy_object`.
 
     Returns:
-        dict of bools ``colour_correct``, ``shape_correct``, ``direction_correct`` and
-        ``all_correct`` (all three); all ``False`` when no object is found.
+        dict of bools ``colour_correct``, ``shape_correct``, ``direction_correct``,
+        ``all_correct`` (all three), ``present_correct`` (:func:`object_present`: one object of a
+        sensible size in most frames) and ``last_present_correct`` (the same object, in the
+        asked colour, still in the last frame); all ``False`` when no object is found.
     """
     expected = _expected(spec)
     found = detect_toy_object(frames, **detector_kwargs)
     out = {f"{k}_correct": bool(found["found"] and found[k] == v) for k, v in expected.items()}
     out["all_correct"] = all(out.values())
+    size = None if isinstance(spec, str) else (spec["size"] if isinstance(spec, dict) else spec.size)
+    out["present_correct"] = object_present(found, np.asarray(frames).shape[1:3], size)
+    out["last_present_correct"] = bool(
+        out["present_correct"] and out["colour_correct"] and not np.isnan(found["areas"][-1]))
     return out
+
+
+def object_present(found: dict, frame_size: tuple[int, int], size: float | None = None,
+                   min_frames: float = 0.75, area_range: tuple[float, float] = (0.25, 4.0),
+                   max_colour_error: float = 0.4) -> bool:
+    """Is there one object of a sensible size in most frames (the "object present" of the benchmark)?
+
+    Args:
+        found: :func:`detect_toy_object` output.
+        frame_size: ``(H, W)``.
+        size: the spec's object size (fraction of ``min(H, W)``); None: only the lower bound of
+            a 3x3-pixel object is checked.
+        min_frames: fraction of frames in which the object must be seen.
+        area_range: median area over frames as a multiple of the asked shape's area (at ``size``,
+            the area of a shape of that bounding box is between 0.5 and 1 box, so ``(0.25, 4.0)``
+            accepts any of the four shapes drawn somewhat small or large, and rejects a speck or a
+            flood).
+        max_colour_error: largest RGB distance of the object's colour from its palette colour.
+    """
+    if not found["found"]:
+        return False
+    if np.linalg.norm(found["rgb"] - np.asarray(PALETTE[found["colour"]])) > max_colour_error:
+        return False  # a blob, but of no colour of the world (noise, a smear of background)
+    areas = np.asarray(found["areas"], np.float64)
+    seen = ~np.isnan(areas)
+    if seen.mean() < min_frames:
+        return False
+    median = float(np.median(areas[seen]))
+    if size is None:
+        return median >= 9.0
+    box = (size * min(frame_size)) ** 2  # the asked bounding box, pixels
+    return bool(area_range[0] * 0.5 * box <= median <= area_range[1] * box)
 
 
 def caption_accuracy(clips, specs, **detector_kwargs) -> dict:
