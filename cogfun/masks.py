@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from .models.cpu_batching import run_as_pair
+
 MODES = (
     "text_to_video",
     "image_to_video",
@@ -612,7 +614,7 @@ def _encode(vae, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels[i : i + 1]
         if _is_diffusers_vae(vae):
             x = x.to(device=vae.device, dtype=vae.dtype)
-            outs.append(vae.encode(x).latent_dist.mode())
+            outs.append(run_as_pair(lambda v: vae.encode(v).latent_dist.mode(), x))  # CPU: fast conv3d path
         else:
             outs.append(vae(x))
     return torch.cat(outs, dim=0)

@@ -192,9 +192,7 @@ def encode_video_latents(encoders: Encoders, pixel_values: torch.Tensor
     """
     vae = encoders.vae
     x = pixel_values.permute(1, 0, 2, 3)[None]  # (1, C, F, H, W)
-    if vae.device.type == "cpu":
-        # PyTorch runs 3D convolutions of a batch of one through its slow reference kernel on the CPU; a batch
-        # of two takes the fast (mkldnn) path: two copies are about 3x faster than one (toy VAE, 64x96x17)
+    if vae.device.type == "cpu":  # a batch of one takes the slow conv3d path (cogfun.models.cpu_batching)
         x = x.expand(2, -1, -1, -1, -1)
     dist = vae.encode(x.to(vae.device, vae.dtype)).latent_dist
     scale = float(vae.config.scaling_factor)
