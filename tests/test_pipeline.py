@@ -277,3 +277,43 @@ def test_missing_component_folder(pipe, tmp_path):
 def test_size_from_image_picks_the_nearest_bucket():
     assert size_from_image(np.zeros((720, 1280, 3), np.float32), base_size=512) == (384, 672)
     assert size_from_image(np.zeros((100, 100, 3), np.float32), base_size=64) == (64, 64)
+
+
+def test_mask_images_are_binarised_at_the_references_240(tmp_path):
+    from PIL import Image
+
+    from cogfun.pipelines.inputs import as_mask
+
+    pixels = np.array([[0, 128, 200, 239, 240, 255]], np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "mask.png")
+    assert as_mask(tmp_path / "mask.png").tolist() == [[0, 0, 0, 0, 1, 1]]
+    assert as_mask(str(tmp_path / "mask.png"), threshold=128).tolist() == [[0, 1, 1, 1, 1, 1]]
+    assert as_mask(Image.fromarray(pixels)).tolist() == [[0, 0, 0, 0, 1, 1]]
+    assert as_mask(pixels).tolist() == [[0, 0, 0, 0, 1, 1]]
+    soft = np.array([[0.2, 0.7]], np.float32)  # floats are passed on as given (masks.inpaint binarises at 0.5)
+    assert as_mask(soft)[0].tolist() == pytest.approx([0.2, 0.7])
+    with pytest.raises(ValueError, match="1..255"):
+        as_mask(pixels, threshold=0)
+
+
+def test_video_to_video_starts_from_a_posterior_sample_drawn_with_the_generator():
+    from diffusers.utils.torch_utils import randn_tensor
+
+    torch.set_num_threads(1)
+    pipe = CogVideoXFunPipeline(**build_components("tiny", seed=0))
+    pipe.set_progress_bar_config(disable=True)
+    video = torch.rand(1, 3, 5, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    run = lambda mode, seed: pipe.video_to_video(  # noqa: E731
+        "a red circle", video, strength=0.7, num_inference_steps=2, output_type="latent", video_latents=mode,
+        generator=torch.Generator().manual_seed(seed)).frames
+    sample, again, mode = run("sample", 3), run("sample", 3), run("mode", 3)
+    assert torch.equal(sample, again) and not torch.allclose(sample, mode)
+    # the start: the posterior mean + std * noise drawn first from the generator, as diffusers' latent_dist.sample
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        dist = pipe.vae.encode(video).latent_dist
+        expected = (dist.mean + dist.std * randn_tensor(dist.mean.shape, generator=g)) * pipe.vae.config.scaling_factor
+        got = pipe.encode_video(video, sample=True, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(got, expected.permute(0, 2, 1, 3, 4), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="video_latents"):
+        run("mean", 3)

@@ -40,6 +40,8 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--end-image", help="end image (start+end); needs --image")
     p.add_argument("--video", help="input video (video-to-video, or inpaint with --mask)")
     p.add_argument("--mask", help="mask image or video: white = regenerate (inpaint)")
+    p.add_argument("--mask-threshold", type=int, default=240,
+                   help="8-bit value from which a mask pixel is regenerated (the reference's 240)")
     p.add_argument("--strength", type=float, default=None, help="video-to-video strength in (0, 1] (default 0.70)")
     p.add_argument("--height", type=int, default=None, help="multiple of 16 (default: input's or model's size)")
     p.add_argument("--width", type=int, default=None)
@@ -128,7 +130,8 @@ def run_generate(args: argparse.Namespace) -> int:
             out = pipe.video_to_video(args.prompt, args.video, strength=args.strength or 0.70,
                                       num_frames=args.num_frames, **common)
         elif mode == "inpaint":
-            out = pipe.inpaint(args.prompt, args.video, args.mask, num_frames=args.num_frames, **common)
+            out = pipe.inpaint(args.prompt, args.video, args.mask, num_frames=args.num_frames,
+                               mask_threshold=args.mask_threshold, **common)
         else:
             out = pipe.text_to_video(args.prompt, num_frames=args.num_frames, **common)
         frames = out.frames[0]

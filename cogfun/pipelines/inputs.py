@@ -93,15 +93,37 @@ def as_video(video: Any, height: int | None = None, width: int | None = None) ->
     return out
 
 
-def as_mask(mask: Any) -> torch.Tensor:
-    """A user mask (path, PIL, array or tensor; 1/255 = regenerate) as a float tensor for ``masks.inpaint``."""
+#: VideoX-Fun binarises mask images at 240 of 255 (``get_video_to_video_latent``): a grey, anti-aliased or
+#: JPEG-softened edge below it is kept, not regenerated.
+MASK_IMAGE_THRESHOLD = 240
+
+
+def as_mask(mask: Any, threshold: int = MASK_IMAGE_THRESHOLD) -> torch.Tensor:
+    """A user mask (path, PIL, array or tensor; white = regenerate) as a float tensor for ``masks.inpaint``.
+
+    8-bit masks (image and video files, PIL images, uint8 arrays) are binarised as the reference does: 1 where
+    the value is ``>= threshold`` (default 240 of 255), else 0. Float arrays and tensors are taken as given on the
+    [0, 1] scale (``masks.inpaint`` binarises them at 0.5).
+
+    Args:
+        mask: the mask.
+        threshold: the 8-bit value from which a pixel is regenerated (1..255).
+    """
+    if not 1 <= threshold <= 255:
+        raise ValueError(f"the mask threshold is an 8-bit value in 1..255 (got {threshold}); the reference uses 240")
+    from_file = isinstance(mask, (str, os.PathLike))
     mask = _load(mask)
+    if from_file:  # read as floats k / 255: back to 8-bit values
+        mask = np.round(np.asarray(mask) * 255.0).astype(np.uint8)
     if hasattr(mask, "convert"):
         mask = np.asarray(mask.convert("L"))
     if isinstance(mask, np.ndarray):
         if mask.ndim >= 3 and mask.shape[-1] == 3:  # colour frames: use the first channel
             mask = mask[..., 0]
-        mask = torch.from_numpy(mask.astype(np.float32) / (255.0 if mask.dtype == np.uint8 else 1.0))
+        if mask.dtype == np.uint8:
+            mask = torch.from_numpy((mask >= threshold).astype(np.float32))
+        else:
+            mask = torch.from_numpy(mask.astype(np.float32))
     if not isinstance(mask, torch.Tensor):
         raise ValueError(f"cannot read a mask from {type(mask).__name__}")
     return mask.float()
