@@ -26,6 +26,7 @@ from diffusers.video_processor import VideoProcessor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .. import masks as M
+from ..models.cpu_batching import run_as_pair
 from ..models.transformer import CogVideoXFunTransformer3DModel
 from .generation_defaults import RELEASED_DEFAULTS, GenerationDefaults, load_generation_defaults, save_generation_defaults
 from .inputs import as_image, as_mask, as_video
@@ -210,9 +211,26 @@ class CogVideoXFunPipeline(DiffusionPipeline):
             raise ValueError(f"strength={strength} with {num_inference_steps} steps leaves no step; raise either")
         return timesteps, len(timesteps) // self.scheduler.order
 
-    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
-        """Pixels ``(B, 3, F, H, W)`` -> scaled latents ``(B, F_lat, C, h, w)`` (mode of the posterior)."""
-        latents = [self.vae.encode(v[None]).latent_dist.mode() for v in video.to(self.vae.device, self.vae.dtype)]
+    def encode_video(self, video: torch.Tensor, sample: bool = False,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """Pixels ``(B, 3, F, H, W)`` -> scaled latents ``(B, F_lat, C, h, w)``.
+
+        Args:
+            video: pixels in [-1, 1].
+            sample: draw from the VAE posterior, ``mean + std * noise`` with the noise from ``generator`` (what
+                diffusers' and the reference's video-to-video do), instead of taking its mode (the mean).
+            generator: the noise of ``sample``, drawn as diffusers' ``latent_dist.sample(generator)`` draws it.
+        """
+        def moments(x: torch.Tensor) -> torch.Tensor:  # (b, 2C, F_lat, h, w): mean and std of the posterior
+            dist = self.vae.encode(x).latent_dist
+            return torch.cat([dist.mean, dist.std], dim=1)
+
+        latents = []
+        for v in video.to(self.vae.device, self.vae.dtype):
+            mean, std = run_as_pair(moments, v[None]).chunk(2, dim=1)  # a CPU batch of one runs as a pair
+            if sample:
+                mean = mean + std * randn_tensor(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            latents.append(mean)
         return torch.cat(latents).permute(0, 2, 1, 3, 4) * self.vae.config.scaling_factor
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
@@ -228,7 +246,8 @@ class CogVideoXFunPipeline(DiffusionPipeline):
         expected = (frames - 1) * self.vae_scale_factor_temporal + 1
         if frames > 1 and frames % 2 == 0:
             latents = torch.cat([latents, latents[:, :, -1:]], dim=2)
-        return self.vae.decode(latents.to(self.vae.dtype)).sample[:, :, :expected]
+        decode = lambda z: self.vae.decode(z).sample  # noqa: E731
+        return run_as_pair(decode, latents.to(self.vae.dtype))[:, :, :expected]  # CPU batch of 1: fast conv3d path
 
     # --------------------------------------------------------------------------------------------
     # The one call
@@ -260,6 +279,8 @@ class CogVideoXFunPipeline(DiffusionPipeline):
         max_sequence_length: int | None = None,
         eta: float = 0.0,
         resize_method: str = "reference",
+        mask_threshold: int = 240,
+        video_latents: str = "sample",
     ):
         """Generate videos. Every mode goes through here.
 
@@ -291,6 +312,10 @@ class CogVideoXFunPipeline(DiffusionPipeline):
             eta: DDIM eta.
             resize_method: ``"reference"`` (what checkpoints expect) or ``"max"`` (study option), see
                 ``cogfun.masks.resize_mask``.
+            video_latents: video-to-video (``strength < 1``) starts from a ``"sample"`` of the VAE posterior
+                drawn with ``generator`` (diffusers and the reference), or from its ``"mode"`` (for study).
+            mask_threshold: 8-bit masks (files, PIL, uint8 arrays) regenerate where ``>= mask_threshold``
+                (the reference's 240 of 255); float masks are binarised at 0.5.
 
         Returns:
             ``CogVideoXFunOutput(frames=...)`` or a 1-tuple.
@@ -328,7 +353,7 @@ class CogVideoXFunPipeline(DiffusionPipeline):
             if video.shape[0] not in (1, batch):
                 raise ValueError(f"video batch {video.shape[0]} must be 1 or the number of videos {batch}")
             video = video.expand(batch, -1, -1, -1, -1)
-            mask = torch.ones(1, 1, num_frames, height, width) if mask_video is None else as_mask(mask_video)
+            mask = torch.ones(1, 1, num_frames, height, width) if mask_video is None else as_mask(mask_video, mask_threshold)
             cond = M.inpaint(video, mask) if mask_video is not None else M.video_to_video(video)
         else:
             cond = M.text_to_video(num_frames, height, width, batch_size=batch)
@@ -352,6 +377,11 @@ class CogVideoXFunPipeline(DiffusionPipeline):
             height // self.vae_scale_factor_spatial,
             width // self.vae_scale_factor_spatial,
         )
+        if video_latents not in ("sample", "mode"):
+            raise ValueError(f"video_latents must be 'sample' or 'mode' (got {video_latents!r})")
+        if strength < 1.0:  # encoded first, then the noise: the order of draws of diffusers' video-to-video
+            init = self.encode_video(cond.video.to(device), sample=video_latents == "sample", generator=generator)
+            init = init.to(dtype)
         if latents is None:
             noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         else:
@@ -359,7 +389,6 @@ class CogVideoXFunPipeline(DiffusionPipeline):
                 raise ValueError(f"latents must have shape {shape} (got {tuple(latents.shape)})")
             noise = latents.to(device, dtype)
         if strength < 1.0:
-            init = self.encode_video(cond.video.to(device)).to(dtype)
             latents = self.scheduler.add_noise(init, noise, timesteps[:1].repeat(batch))
         else:
             latents = noise * self.scheduler.init_noise_sigma
