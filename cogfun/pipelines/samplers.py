@@ -16,6 +16,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
+
 from diffusers import (
     CogVideoXDDIMScheduler,
     CogVideoXDPMScheduler,
@@ -57,8 +59,12 @@ def make_scheduler(name: str, config: Any):
         from diffusers import DDPMScheduler
 
         known = set(inspect.signature(DDPMScheduler.__init__).parameters)
-        betas = DDPMScheduler(**{k: v for k, v in dict(source).items() if k in known}).betas
-        config["trained_betas"] = betas.tolist()
+        alphas_cumprod = DDPMScheduler(**{k: v for k, v in dict(source).items() if k in known}).alphas_cumprod.double()
+        # PNDM divides by sqrt(alphas_cumprod): like diffusers' Euler under the rescale, keep the last one at 2**-24
+        # instead of 0 (a change of 6e-8)
+        alphas_cumprod[-1] = 2.0**-24
+        previous = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
+        config["trained_betas"] = (1 - alphas_cumprod / previous).tolist()
         # diffusers resets the keys listed in _use_default_values to their defaults: keep ours
         config["_use_default_values"] = [k for k in config.get("_use_default_values", []) if k != "trained_betas"]
     if name == "dpm++":
