@@ -210,8 +210,12 @@ def test_gif_bytes_is_an_animated_gif():
         assert im.n_frames == 4 and im.info["duration"] == 120  # 125 ms in 1/100 s units
 
 
-def test_show_video_mediapy_and_gif_fallback(monkeypatch, capsys):
-    frames = _moving_square(3, 16, 16)
+def test_show_video_is_an_upscaled_gif_by_default_and_mediapy_on_request(monkeypatch, capsys):
+    import io
+
+    from PIL import Image
+
+    frames = _moving_square(3, 16, 24)
     displayed = []
     import IPython.display
 
@@ -219,19 +223,26 @@ def test_show_video_mediapy_and_gif_fallback(monkeypatch, capsys):
     import mediapy
 
     monkeypatch.setattr(mediapy, "show_video", lambda *a, **k: displayed.append("mediapy"))
-    assert show_video(frames, fps=8) == "mediapy" and displayed == ["mediapy"]
+    # default: an animated GIF (plays untrusted), upscaled 11x to 264 px wide with nearest-neighbour pixels
+    assert show_video(frames, fps=8) == "gif" and displayed[-1].data[:6] == b"GIF89a"
+    with Image.open(io.BytesIO(displayed[-1].data)) as im:
+        assert im.size == (24 * 11, 16 * 11) and im.n_frames == 3
+    with pytest.raises(ValueError, match="player"):
+        show_video(frames, player="mp4")
+    displayed.clear()
+    assert show_video(frames, fps=8, player="video") == "mediapy" and displayed == ["mediapy"]
 
     def broken(*args, **kwargs):
         raise RuntimeError("no ffmpeg")
 
     displayed.clear()
     monkeypatch.setattr(mediapy, "show_video", broken)
-    assert show_video(frames, fps=8, title="clip") == "gif"
+    assert show_video(frames, fps=8, title="clip", player="video") == "gif"
     assert isinstance(displayed[-1], IPython.display.Image)
     assert displayed[-1].data[:6] == b"GIF89a"
 
 
 def test_show_video_real_mediapy_runs(capsys):
     """mediapy with imageio-ffmpeg's binary encodes for real (no mocking)."""
-    assert show_video(_moving_square(3, 16, 16)) in ("mediapy", "gif")
+    assert show_video(_moving_square(3, 16, 16), player="video") in ("mediapy", "gif")
     assert video_io._MEDIAPY_READY is not None

@@ -534,24 +534,41 @@ def _mediapy_ready() -> bool:
     return _MEDIAPY_READY
 
 
-def show_video(frames: np.ndarray, fps: float = DEFAULT_FPS, title: str | None = None,
-               width: int | None = None) -> str:
-    """Display a video inline in a notebook.
+#: Smallest width a notebook shows a video at: toy clips are 64-96 px wide, unreadable at their own size.
+MIN_DISPLAY_WIDTH = 256
 
-    Tries mediapy (an H.264 ``<video>`` tag, encoded with imageio-ffmpeg's bundled ffmpeg); if
-    that fails, shows an animated GIF made by Pillow through ``IPython.display``.
+
+def display_scale(width: int, min_width: int = MIN_DISPLAY_WIDTH) -> int:
+    """The integer upscaling factor that makes ``width`` at least ``min_width`` pixels (1 if it already is)."""
+    return max(1, -(-min_width // max(int(width), 1)))
+
+
+def show_video(frames: np.ndarray, fps: float = DEFAULT_FPS, title: str | None = None,
+               width: int | None = None, player: str = "gif") -> str:
+    """Display a video inline in a notebook, at a readable size.
+
+    The default is an animated GIF (an ``<img>``): it plays in JupyterLab without trusting the notebook, where
+    a ``<video>`` tag in an untrusted notebook shows as a black box, and it carries no player controls over small
+    frames. Frames are upscaled by an integer factor with nearest-neighbour pixels to at least
+    :data:`MIN_DISPLAY_WIDTH` pixels wide (toy pixels stay sharp squares).
 
     Args:
         frames: ``(F, H, W, 3)`` float in [0, 1] or uint8.
         fps: playback frame rate.
         title: optional caption shown above the video.
-        width: optional display width in pixels (the video is scaled by the browser).
+        width: display width in pixels (default: the upscaled width).
+        player: ``"gif"`` (default) or ``"video"`` (mediapy's H.264 ``<video>`` tag with controls; needs a
+            trusted notebook to play; falls back to the GIF when mediapy or ffmpeg is missing).
 
     Returns:
         ``"mediapy"`` or ``"gif"``: which path displayed the video.
     """
+    if player not in ("gif", "video"):
+        raise ValueError(f"player must be 'gif' or 'video' (got {player!r})")
     frames = frames_to_uint8(_check_frames(frames))
-    if _mediapy_ready():
+    scale = display_scale(frames.shape[2])
+    frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)  # (F, s*H, s*W, 3), nearest neighbour
+    if player == "video" and _mediapy_ready():
         try:
             import mediapy
 

@@ -105,4 +105,15 @@ def load_pipeline(model: str | os.PathLike | None = None, seed: int = 0, quiet: 
             model = "tiny"
     if isinstance(model, str) and model in COMPONENT_PRESETS:
         return CogVideoXFunPipeline(**build_components(model, seed=seed))
-    return CogVideoXFunPipeline.from_pretrained(model)
+    # no "Loading pipeline components" / "Loading weights" bars: for five small folders they are noise, and in a
+    # notebook they are saved as frozen widgets
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        return CogVideoXFunPipeline.from_pretrained(model)
+    finally:
+        diffusers_logging.enable_progress_bar()
+        transformers_logging.enable_progress_bar()
