@@ -1,52 +1,63 @@
 #!/usr/bin/env bash
-# The toy-model recipe: data -> VAE -> inpaint transformer -> cogfun/assets/toy-model, with cogfun alone.
-# Deterministic for its seeds (data seed 0, model seeds 0). Measured on a 2-core CPU: 70 minutes in all; 63 of
-# them training (VAE 5000 steps 25 min, transformer 4000 steps 37 min, two threads each), then evaluation and
-# media (~6 min). Started 22:37:34, finished 23:47:00 on 2026-12-01, with a 24-item full benchmark (5.0 min); the
-# 96-item one it now runs measured 14.6 min, so about 80 minutes in all.
-#   bash experiments/toy-model/recipe.sh
+# The toy-model recipe: data -> VAE -> latent cache -> inpaint transformer -> cogfun/assets/toy-model, with cogfun
+# alone, in one command:
+#   bash experiments/toy-model/recipe.sh            (about 115 minutes on a 2-core CPU; see the README)
+# Deterministic for its seeds (data seed 0, model seeds 0). Resumable: rerun the same command after an
+# interruption; every stage skips what is done (data, initial model, cache shards) or resumes from its last
+# checkpoint (VAE every 500 steps, transformer every 300). Progress bars show time left per stage.
+# The design and the measurements behind each choice: experiments/toy-model/DIAGNOSIS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 HERE=experiments/toy-model
+RUNS=experiments/runs
+START=$(date +%s)
+stage() { echo "[recipe $(( ($(date +%s) - START) / 60 )) min] $*" >&2; }
 
-# 1. Data: 1500 captioned toy clips of 17 frames at 64x64 / 64x96 / 96x64 / 96x96 / 128x128 (300 each); a quarter of
-#    the shapes over photos. Inside the 150-token budget they train as 17-frame (64 px), 13-frame (96x96) and
-#    5-frame (128x128) buckets.
+# 1. Data. For the VAE (unchanged since commit 2f5b065): 1500 mp4 clips of 17 frames at 64x64 / 64x96 / 96x64 /
+#    96x96 / 128x128, shapes and pans, a quarter of the shapes over photos. For the transformer: 2400 clips of shapes
+#    over plain backgrounds, 17 frames at 64x96 (half), 96x64 and 64x64, as lossless PNG frames.
+stage "1/6 data"
+if [ ! -f $HERE/data-vae/metadata.json ]; then
+  $PY -c "from cogfun.data.toy import write_toy_dataset; write_toy_dataset('$HERE/data-vae', 1500, sizes=((64, 64, 17), (64, 96, 17), (96, 64, 17), (96, 96, 17), (128, 128, 17)), seed=0, photo_background_prob=0.25)"
+fi
 if [ ! -f $HERE/data/metadata.json ]; then
-  $PY -c "from cogfun.data.toy import write_toy_dataset; write_toy_dataset('$HERE/data', 1500, sizes=((64, 64, 17), (64, 96, 17), (96, 64, 17), (96, 96, 17), (128, 128, 17)), seed=0, photo_background_prob=0.25)"
+  $PY -c "from cogfun.data.toy import write_toy_dataset; write_toy_dataset('$HERE/data', 2400, sizes=((64, 96, 17), (96, 64, 17), (64, 96, 17), (64, 64, 17)), seed=0, ext='.png', photos=(), kinds=('shape',))"
 fi
 
-# 2. The small VAE.
-$PY -m cogfun.training.command $HERE/vae.yaml --set run_name=recipe
-VAE=experiments/runs/toy-vae/recipe/model
+# 2. The small VAE (8x spatial, 4x temporal).
+stage "2/6 VAE"
+$PY -m cogfun.training.command $HERE/vae.yaml --set run_name=recipe --resume
+VAE=$RUNS/toy-vae/recipe/model
 
-# 3. The inpaint transformer on the frozen VAE and T5.
-$PY -m cogfun.training.command $HERE/dit.yaml --set run_name=recipe --set vae_path=$VAE
-MODEL=experiments/runs/toy-dit/recipe/model
+# 3. The initial model folder: trained VAE + toy T5 and tokenizer + random transformer (seed 0). The cache is
+#    encoded with its VAE and T5, and the transformer trains from it, so both see the very same frozen parts.
+stage "3/6 initial model"
+INIT=$RUNS/toy-init/model
+if [ ! -f $INIT/model_index.json ]; then
+  $PY -c "from cogfun.pipelines.components import write_initial_model; write_initial_model('$INIT', 'toy-p1', vae_path='$VAE')"
+fi
 
-# 4. Ship it as the default model (transformer weights stored in float16 to stay under 25 MB; they load as
-#    float32), with its provenance, and measure it.
-rm -rf cogfun/assets/toy-model
-$PY -c "import torch; from cogfun.pipelines import CogVideoXFunPipeline as P; p = P.from_pretrained('$MODEL'); p.transformer.to(torch.float16); p.save_pretrained('cogfun/assets/toy-model')"
-cp $HERE/vae.yaml $HERE/dit.yaml cogfun/assets/toy-model/
-$PY - "$(git rev-parse HEAD)" <<'EOF'
-import json, sys
-from pathlib import Path
-from cogfun.training.metrics_log import read_metrics_log
-def run(name):  # steps and summed step seconds of a training run, from its metrics.jsonl
-    rows = read_metrics_log(f"experiments/runs/{name}/recipe/metrics.jsonl")
-    return {"run": f"{name}/recipe", "steps": rows[-1]["step"], "train_minutes": round(sum(r["seconds"] for r in rows) / 60, 1)}
-Path("cogfun/assets/toy-model/provenance.json").write_text(json.dumps(dict(
-    recipe="experiments/toy-model/recipe.sh", commit=sys.argv[1], seed=0, vae=run("toy-vae"), transformer=run("toy-dit"),
-    transformer_weights="float16 on disk, loaded as float32"), indent=1))
-EOF
-du -sh cogfun/assets/toy-model
-$PY -c "import json; from cogfun.eval.benchmark import evaluate_suite; from cogfun.pipelines.components import load_pipeline; r = evaluate_suite(load_pipeline(), 'quick', ['subsets=[vae, i2v, start_end, t2v]']); json.dump({'suite': 'quick', 'overrides': ['subsets=[vae, i2v, start_end, t2v]'], 'metrics': r['metrics']}, open('cogfun/assets/toy-model/eval_quick.json', 'w'), indent=1)"
-$PY -m cogfun.cli eval --suite full --out experiments/runs/eval
+# 4. The latent cache: latents (posterior mean and std), prompt embeddings and the inpaint latents of 3 random
+#    masks per clip (kinds: box, keep first frames, keep first and last, box over a span, ellipse, circle, random
+#    frames). Resumable shard by shard.
+stage "4/6 latent cache"
+$PY -m cogfun.cli cache $HERE/data/metadata.json $RUNS/toy-cache --model $INIT --budget 150 --base-size 64 80 \
+  --max-frames 17 --num-ratios 5 --min-ratio 0.5 --max-ratio 2.0 --store-std --inpaint-masks 3 \
+  --mask-probabilities 0.1 0 0.35 0.25 0.1 0 0 0.1 0.05 0.05 --shard-size 200
 
-# 5. Keep the full benchmark beside the recipe (the README's results table), the training curves and media.
-RUN=$(ls -d experiments/runs/eval/*-full | tail -1)
+# 5. The inpaint transformer on the cache.
+stage "5/6 transformer"
+$PY -m cogfun.training.command $HERE/dit.yaml --set run_name=recipe --set pretrained=$INIT \
+  --set latent_cache=$RUNS/toy-cache --resume
+MODEL=$RUNS/toy-dit/recipe/model
+
+# 6. Ship it as the default model with its generation defaults and provenance; measure it; media.
+stage "6/6 ship, evaluate, media"
+$PY $HERE/ship.py $MODEL cogfun/assets/toy-model --recipe-start $START
+$PY -m cogfun.cli eval --suite full --out $RUNS/eval
+RUN=$(ls -d $RUNS/eval/*-full | tail -1)
 mkdir -p $HERE/results && cp $RUN/metrics.json $RUN/results.md $HERE/results/
 $PY $HERE/training_curves.py docs/media
 $PY $HERE/readme_media.py docs/media
+stage "done"
