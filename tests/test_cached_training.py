@@ -13,19 +13,15 @@ from cogfun.pipelines.components import write_initial_model
 from cogfun.training.config import TransformerTrainConfig
 from cogfun.training.loss import build_training_scheduler, cached_training_loss
 from cogfun.training.random_masks import MASK_KINDS
-from cogfun.training.trainer import collate_cached, train
+from cogfun.training.dataset import collate_cached
+from cogfun.training.trainer import train
 
 PROBABILITIES = [0.0] * len(MASK_KINDS)
 PROBABILITIES[MASK_KINDS.index("first_frames")] = 0.6
 PROBABILITIES[MASK_KINDS.index("all")] = 0.4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

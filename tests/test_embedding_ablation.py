@@ -3,7 +3,6 @@
 import math
 
 import pytest
-import torch
 
 from cogfun.models.positional_embeddings import POS_EMBED_MODES
 from cogfun.training.embedding_ablation import (
@@ -24,13 +23,7 @@ TINY = dict(num_frames=5, train_clips=4, eval_clips=2, steps=2, batch_size=2, ev
             unseen_height=64, unseen_width=96, num_threads=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Toy sizes run fastest on one thread, and do not fight other processes for the cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,7 @@ from cogfun.training.loss import PromptCache, build_training_scheduler, encode_c
 from cogfun.training.random_masks import MASK_KINDS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

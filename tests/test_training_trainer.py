@@ -15,13 +15,7 @@ from cogfun.training.loss import PromptCache, encode_clean_latents, v_prediction
 from cogfun.training.trainer import build_components, stage_data, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Toy sizes run fastest on one thread, and do not fight other processes for the cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _config(tmp_path, **overrides):

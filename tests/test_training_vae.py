@@ -12,12 +12,7 @@ from cogfun.training.trainer import train
 from cogfun.training.vae_trainer import VAEObjective, VideoCropDataset, foreground_map, kl_per_pixel, latent_std
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -64,6 +64,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from ..models.cpu_batching import run_as_pair
+
 __all__ = [
     "Encoders",
     "LatentCacheDataset",
@@ -191,13 +193,16 @@ def encode_video_latents(encoders: Encoders, pixel_values: torch.Tensor
         ``vae.config.scaling_factor``.
     """
     vae = encoders.vae
-    x = pixel_values.permute(1, 0, 2, 3)[None]  # (1, C, F, H, W)
-    if vae.device.type == "cpu":  # a batch of one takes the slow conv3d path (cogfun.models.cpu_batching)
-        x = x.expand(2, -1, -1, -1, -1)
-    dist = vae.encode(x.to(vae.device, vae.dtype)).latent_dist
+    x = pixel_values.permute(1, 0, 2, 3)[None].to(vae.device, vae.dtype)  # (1, C, F, H, W)
+
+    def moments(v: torch.Tensor) -> torch.Tensor:  # (b, 2C, F_lat, h, w): mode and std of the posterior
+        dist = vae.encode(v).latent_dist
+        return torch.cat([dist.mode(), dist.std], dim=1)
+
+    mode, std = run_as_pair(moments, x).chunk(2, dim=1)  # a CPU batch of one runs as a pair (fast conv3d path)
     scale = float(vae.config.scaling_factor)
-    mode = dist.mode()[0].permute(1, 0, 2, 3) * scale  # (F_lat, C, h, w)
-    std = dist.std[0].permute(1, 0, 2, 3) * scale
+    mode = mode[0].permute(1, 0, 2, 3) * scale  # (F_lat, C, h, w)
+    std = std[0].permute(1, 0, 2, 3) * scale
     return mode.float().cpu(), std.float().cpu()
 
 
@@ -342,6 +347,8 @@ def cache_latents(
                    base_size=bases, max_frames=max_frames, frame_stride=frame_stride,
                    shard_size=shard_size, store_std=store_std, dtype=dtype,
                    model_dtype=model_dtype, vae_tiling=vae_tiling, seed=seed)
+    if inpaint_masks < 0:
+        raise ValueError(f"inpaint_masks must be >= 0 (got {inpaint_masks}); 0 stores no inpaint conditionings")
     if inpaint_masks:
         from ..training.random_masks import MASK_KINDS, MASK_PROBABILITIES
 
@@ -350,8 +357,6 @@ def cache_latents(
             raise ValueError(f"mask_probabilities needs {len(MASK_KINDS)} values >= 0 summing to 1, one per "
                              f"{list(MASK_KINDS)} (got {probabilities})")
         options.update(inpaint_masks=int(inpaint_masks), mask_probabilities=probabilities)
-    if inpaint_masks < 0:
-        raise ValueError(f"inpaint_masks must be >= 0 (got {inpaint_masks})")
     ratios = {k: v for k, v in dict(num_ratios=num_ratios, min_ratio=min_ratio, max_ratio=max_ratio).items()
               if v is not None}
     options.update(ratios)

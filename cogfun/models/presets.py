@@ -20,6 +20,21 @@ from accelerate import init_empty_weights
 
 from .transformer import CogVideoXFunTransformer3DModel
 
+# The toy-world model trained on a CPU (the "toy" preset below; "toy-p1" is it with patch size 1).
+_TOY = dict(
+    num_attention_heads=5,
+    attention_head_dim=64,
+    in_channels=33,
+    out_channels=16,
+    time_embed_dim=128,
+    text_embed_dim=128,
+    num_layers=4,
+    sample_width=12,
+    sample_height=8,
+    sample_frames=49,
+    max_text_seq_length=16,
+)
+
 TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
     # Unit tests: ~60k parameters, base grid 8 x 8 latents (64 x 64 px) x 13 latent frames (49 px frames).
     "tiny": dict(
@@ -36,35 +51,10 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
         max_text_seq_length=16,
     ),
     # The toy-world model trained on a CPU: 7.16M parameters (14.3 MB in fp16), base grid 64 x 96 px (8 x 12 latents).
-    "toy": dict(
-        num_attention_heads=5,
-        attention_head_dim=64,
-        in_channels=33,
-        out_channels=16,
-        time_embed_dim=128,
-        text_embed_dim=128,
-        num_layers=4,
-        sample_width=12,
-        sample_height=8,
-        sample_frames=49,
-        max_text_seq_length=16,
-    ),
+    "toy": _TOY,
     # The default toy model: "toy" with patch size 1 on the 8x VAE's latents: 8 pixels a token (a 20-px object
     # spans 2-3 tokens; with patch 2 it spanned 1-1.6). Sample grid 64x96 pixels = 8x12 latents = 8x12 patches.
-    "toy-p1": dict(
-        num_attention_heads=5,
-        attention_head_dim=64,
-        in_channels=33,
-        out_channels=16,
-        time_embed_dim=128,
-        text_embed_dim=128,
-        num_layers=4,
-        patch_size=1,
-        sample_width=12,
-        sample_height=8,
-        sample_frames=49,
-        max_text_seq_length=16,
-    ),
+    "toy-p1": {**_TOY, "patch_size": 1},
     # ~20M parameters, the CPU benchmark size.
     "bench-20m": dict(
         num_attention_heads=8,

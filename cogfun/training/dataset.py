@@ -230,6 +230,22 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
         text=[s["text"] for s in samples],
         index=torch.tensor([s["index"] for s in samples], dtype=torch.long),
     )
+    return _with_sampler_state(batch, samples)
+
+
+def collate_cached(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack cached clips of one bucket (``latents``, ``prompt_embeds``, ``inpaint``, ...) like :func:`collate`;
+    ``bucket`` is their pixel shape ``(H, W, F)``."""
+    tensors = ("latents", "latents_std", "prompt_embeds", "inpaint", "inpaint_full")
+    batch = {k: torch.stack([s[k] for s in samples]) for k in tensors if k in samples[0]}
+    batch["text"] = [s["text"] for s in samples]
+    batch["bucket"] = tuple(int(v) for v in samples[0]["bucket"])
+    batch["index"] = torch.tensor([s["index"] for s in samples], dtype=torch.long)
+    return _with_sampler_state(batch, samples)
+
+
+def _with_sampler_state(batch: dict[str, Any], samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add ``sampler_state`` ``{"epoch", "batches_yielded"}`` from samples of ``TaggedBatchSampler``."""
     if "sampler_state" in samples[0]:
         epoch, position = samples[0]["sampler_state"]
         batch["sampler_state"] = {"epoch": int(epoch), "batches_yielded": int(position)}

@@ -64,7 +64,7 @@ from .checkpoint import (
     save_rng_state,
 )
 from .config import TrainConfig, TransformerTrainConfig, config_to_dict, load_config, save_config
-from .dataset import BucketVideoDataset, TaggedBatchSampler, collate
+from .dataset import BucketVideoDataset, TaggedBatchSampler, collate, collate_cached
 from .loss import PromptCache, build_training_scheduler, cached_training_loss, training_loss
 
 __all__ = [
@@ -481,19 +481,6 @@ class CachedClips(torch.utils.data.Dataset):
         if position is not None:
             sample["sampler_state"] = (epoch, position)
         return sample
-
-
-def collate_cached(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack cached clips of one bucket (``latents``, ``prompt_embeds``, ``inpaint``, ...) like ``collate``."""
-    tensors = ("latents", "latents_std", "prompt_embeds", "inpaint", "inpaint_full")
-    batch = {k: torch.stack([s[k] for s in samples]) for k in tensors if k in samples[0]}
-    batch["text"] = [s["text"] for s in samples]
-    batch["bucket"] = tuple(int(v) for v in samples[0]["bucket"])  # (H, W, F) in pixels
-    batch["index"] = torch.tensor([s["index"] for s in samples], dtype=torch.long)
-    if "sampler_state" in samples[0]:
-        epoch, position = samples[0]["sampler_state"]
-        batch["sampler_state"] = {"epoch": int(epoch), "batches_yielded": int(position)}
-    return batch
 
 
 def cached_stage_data(config: TransformerTrainConfig, stage: int, rank: int, world_size: int):
