@@ -63,6 +63,8 @@ def test_overrides_are_typed():
         ("lr_scheduler=exp", "lr_scheduler must be one of"),
         ("max_frames=16", r"max_frames must be 4k\+1 \(got 16\); try 13"),
         ("mask_probabilities=[0.5, 0.5]", "needs 10 values"),
+        ("loss_weighting=min-snr", r"loss_weighting must be one of \['uniform', 'capped-snr'\]"),
+        ("snr_gamma=0", "snr_gamma must be > 0"),
     ],
 )
 def test_bad_overrides_raise(override, message):

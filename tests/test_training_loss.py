@@ -13,6 +13,7 @@ from cogfun.training.loss import (
     build_training_scheduler,
     drop_text,
     draw_training_masks,
+    timestep_loss_weights,
     training_inpaint_latents,
     training_loss,
     v_prediction_loss,
@@ -74,6 +75,40 @@ def test_v_prediction_loss_equals_hand_computation(tiny):
     torch.testing.assert_close(extras["target"], v, atol=1e-5, rtol=0)
     assert math.isclose(float(loss), float(expected), abs_tol=1e-5)
     assert float(loss) > 0.1  # a random model is far from v
+
+
+def test_capped_snr_weights_by_hand():
+    scheduler = build_training_scheduler()
+    t = torch.tensor([0, 10, 100, 300, 700, 999])
+    a = _hand_alphas_cumprod()[t]
+    snr = a / (1 - a)
+    expected = torch.where(snr > 5, 6 / (1 + snr), torch.ones_like(snr)).float()
+    got = timestep_loss_weights(scheduler, t, "capped-snr", snr_gamma=5.0)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    assert got[-1] == 1.0  # the zero-terminal-SNR step keeps its full weight (textbook Min-SNR gives it 0)
+    assert got[1] < 0.1 and got[3:].eq(1).all()  # nearly clean steps down-weighted, noisy ones untouched
+    assert torch.equal(timestep_loss_weights(scheduler, t), torch.ones(6))
+    with pytest.raises(ValueError, match="uniform, capped-snr"):
+        timestep_loss_weights(scheduler, t, "min-snr")
+    with pytest.raises(ValueError, match="snr_gamma must be > 0"):
+        timestep_loss_weights(scheduler, t, "capped-snr", snr_gamma=0)
+
+
+def test_weighted_v_loss_is_the_weighted_mean_of_per_sample_errors(tiny):
+    transformer = tiny[0]
+    scheduler = build_training_scheduler()
+    torch.manual_seed(2)
+    latents, text, inpaint = torch.randn(3, 3, 16, 4, 6), torch.randn(3, 16, 32), torch.randn(3, 3, 17, 4, 6)
+    with torch.no_grad():
+        plain, extras = v_prediction_loss(transformer, scheduler, latents, text, inpaint,
+                                          torch.Generator().manual_seed(5))
+        weighted, extras_w = v_prediction_loss(transformer, scheduler, latents, text, inpaint,
+                                               torch.Generator().manual_seed(5), "capped-snr", 5.0)
+    assert torch.equal(extras["timesteps"], extras_w["timesteps"])  # same draws
+    per_sample = (extras["pred"] - extras["target"]).square().flatten(1).mean(1)
+    w = timestep_loss_weights(scheduler, extras["timesteps"], "capped-snr", 5.0)
+    assert math.isclose(float(plain), float(per_sample.mean()), rel_tol=1e-5)
+    assert math.isclose(float(weighted), float((w * per_sample).mean()), rel_tol=1e-5)
 
 
 def test_text_dropout_uses_the_empty_prompt_at_the_right_rate(tiny):

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from accelerate import init_empty_weights
 
+from .initialisation import initialise
 from .transformer import CogVideoXFunTransformer3DModel
 
 # The toy-world model trained on a CPU (the "toy" preset below; "toy-p1" is it with patch size 1).
@@ -124,7 +125,7 @@ def transformer_config(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 def build_transformer(
-    name: str, meta: bool | None = None, seed: int | None = 0, **overrides: Any
+    name: str, meta: bool | None = None, seed: int | None = 0, init: str = "default", **overrides: Any
 ) -> CogVideoXFunTransformer3DModel:
     """Build a transformer by preset name.
 
@@ -132,6 +133,8 @@ def build_transformer(
         name: a key of ``TRANSFORMER_PRESETS``.
         meta: build parameters on the meta device (default: True for the real-size presets).
         seed: seed for the random initialisation (ignored on meta).
+        init: ``"default"`` (PyTorch's, as diffusers builds it) or ``"adaln-zero"`` (DiT's: every block starts as
+            the identity, the output at zero; ``cogfun.models.initialisation``). Ignored on meta.
         **overrides: config keys to change, e.g. ``pos_embed_mode="scaled"``.
 
     Returns:
@@ -146,7 +149,7 @@ def build_transformer(
     else:
         if seed is not None:
             torch.manual_seed(seed)
-        model = CogVideoXFunTransformer3DModel(**config)
+        model = initialise(CogVideoXFunTransformer3DModel(**config), init)
     return model.eval()
 
 

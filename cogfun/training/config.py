@@ -33,6 +33,7 @@ import yaml
 
 from ..buckets import BUDGET_RULES, StageSchedule
 from .random_masks import MASK_PROBABILITIES
+from .loss import LOSS_WEIGHTINGS
 
 __all__ = [
     "KINDS",
@@ -178,6 +179,8 @@ class TransformerTrainConfig(TrainConfig):
         mask_probabilities: probabilities of the ten ``MASK_KINDS``.
         latent_sampling: clean latents from ``latent_dist.sample()`` (the reference) or
             ``.mode()``.
+        loss_weighting, snr_gamma: per-timestep weights of the v-MSE: ``"uniform"`` (the reference) or
+            ``"capped-snr"`` (Min-SNR-gamma with the v-loss's +1 kept; ``cogfun.training.loss.timestep_loss_weights``).
         noise_aug: noise-augment the reference video; None = the transformer config's
             ``add_noise_in_inpaint_model``.
         lora, lora_rank, lora_alpha, lora_target_modules: train peft LoRA adapters only.
@@ -222,6 +225,8 @@ class TransformerTrainConfig(TrainConfig):
     t2v_zero_prob: float = 0.9
     mask_probabilities: tuple[float, ...] = MASK_PROBABILITIES
     latent_sampling: str = "sample"
+    loss_weighting: str = "uniform"
+    snr_gamma: float = 5.0
     noise_aug: bool | None = None
     lora: bool = False
     lora_rank: int = 64
@@ -245,6 +250,9 @@ class TransformerTrainConfig(TrainConfig):
         StageSchedule(self.stages)  # validates steps and budgets
         _check_choice("budget_rule", self.budget_rule, BUDGET_RULES)
         _check_choice("latent_sampling", self.latent_sampling, ("sample", "mode"))
+        _check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
+        if self.snr_gamma <= 0:
+            raise ValueError(f"snr_gamma must be > 0 (got {self.snr_gamma}); the Min-SNR paper uses 5")
         if (self.max_frames - 1) % 4:
             raise ValueError(
                 f"max_frames must be 4k+1 (got {self.max_frames}); try {(self.max_frames - 1) // 4 * 4 + 1}"

@@ -53,6 +53,8 @@ __all__ = [
     "training_inpaint_latents",
     "training_loss",
     "v_prediction_loss",
+    "timestep_loss_weights",
+    "LOSS_WEIGHTINGS",
 ]
 
 
@@ -273,6 +275,44 @@ def encode_clean_latents(
     return rearrange(latents, "b c f h w -> b f c h w")
 
 
+LOSS_WEIGHTINGS = ("uniform", "capped-snr")
+
+
+def timestep_loss_weights(
+    scheduler, timesteps: torch.Tensor, weighting: str = "uniform", snr_gamma: float = 5.0
+) -> torch.Tensor:
+    """Per-sample weights of the v-prediction MSE by timestep.
+
+    - ``"uniform"``: 1 (the reference). Note what it means: the v error is the x0 error times
+      ``sqrt(1 + SNR)``, so the plain v-MSE weighs the x0 error by ``1 + SNR``: the nearly clean
+      timesteps (SNR ~100 at t = 10) dominate the loss and the gradient, while what decides a sample's
+      content (colour, shape, motion) is learned where the SNR is low.
+    - ``"capped-snr"``: ``min(1 + SNR, 1 + snr_gamma) / (1 + SNR)``: the x0 error weighed by
+      ``min(1 + SNR, 1 + gamma)``, i.e. the plain v-MSE wherever ``SNR <= gamma`` and down-weighted above it.
+      It is Min-SNR-gamma weighting (Hang et al. 2023) with the v-loss's own ``+1`` kept: the textbook
+      v-prediction form ``min(SNR, gamma) / (1 + SNR)`` is zero at the last timestep of a zero-terminal-SNR
+      schedule, which would never train the sampler's first step (pure noise and the text).
+
+    Args:
+        scheduler: the training scheduler (its ``alphas_cumprod``).
+        timesteps: ``(B,)`` integer timesteps.
+        weighting: one of ``LOSS_WEIGHTINGS``.
+        snr_gamma: the cap (5, as in the Min-SNR paper).
+
+    Returns:
+        ``(B,)`` float32 weights.
+    """
+    if weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"unknown loss weighting {weighting!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}")
+    if weighting == "uniform":
+        return torch.ones(timesteps.shape, dtype=torch.float32)
+    if snr_gamma <= 0:
+        raise ValueError(f"snr_gamma must be > 0 (got {snr_gamma}); the Min-SNR paper uses 5")
+    alphas = scheduler.alphas_cumprod.double()[timesteps.cpu()]
+    snr = alphas / (1 - alphas)
+    return (torch.clamp(snr + 1, max=1 + snr_gamma) / (snr + 1)).float()
+
+
 def v_prediction_loss(
     transformer,
     scheduler,
@@ -280,6 +320,8 @@ def v_prediction_loss(
     encoder_hidden_states: torch.Tensor,
     inpaint: torch.Tensor | None,
     generator: torch.Generator,
+    weighting: str = "uniform",
+    snr_gamma: float = 5.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """MSE between the transformer's v and ``scheduler.get_velocity`` at a random timestep.
 
@@ -290,6 +332,8 @@ def v_prediction_loss(
         encoder_hidden_states: ``(B, L, D)``.
         inpaint: ``(B, F_lat, 1 + C, H_lat, W_lat)`` or None (plain CogVideoX).
         generator: CPU generator; draws ``B`` timesteps then the noise.
+        weighting, snr_gamma: each sample's weight by its timestep (:func:`timestep_loss_weights`);
+            ``"uniform"`` is the reference's plain mean.
 
     Returns:
         ``(loss, {"timesteps", "noise", "noisy", "target", "pred"})``.
@@ -310,7 +354,11 @@ def v_prediction_loss(
             "v_prediction (CogVideoX) or epsilon"
         )
     pred = transformer(noisy, encoder_hidden_states, timesteps, inpaint_latents=inpaint, return_dict=False)[0]
-    loss = F.mse_loss(pred.float(), target.float(), reduction="mean")
+    if weighting == "uniform":
+        loss = F.mse_loss(pred.float(), target.float(), reduction="mean")
+    else:
+        per_sample = (pred.float() - target.float()).square().flatten(1).mean(1)  # (B,)
+        loss = (timestep_loss_weights(scheduler, timesteps, weighting, snr_gamma).to(per_sample) * per_sample).mean()
     return loss, dict(timesteps=timesteps, noise=noise, noisy=noisy, target=target, pred=pred)
 
 
@@ -346,6 +394,8 @@ def training_loss(
     noise_aug: bool = False,
     latent_sampling: str = "sample",
     device: torch.device | str | None = None,
+    weighting: str = "uniform",
+    snr_gamma: float = 5.0,
 ) -> LossOutput:
     """The reference training step's loss for one batch (see the module docstring).
 
@@ -384,7 +434,7 @@ def training_loss(
 
     # 5. v-prediction MSE.
     loss, extras = v_prediction_loss(
-        transformer, scheduler, latents.to(device), embeds, inpaint.to(device), generator
+        transformer, scheduler, latents.to(device), embeds, inpaint.to(device), generator, weighting, snr_gamma
     )
     return LossOutput(loss, extras["timesteps"], kinds, dropped, zeroed)
 
@@ -400,6 +450,8 @@ def cached_training_loss(
     t2v_zero_prob: float = 0.9,
     latent_sampling: str = "sample",
     device: torch.device | str = "cpu",
+    weighting: str = "uniform",
+    snr_gamma: float = 5.0,
 ) -> LossOutput:
     """The training step's loss on a latent cache with inpaint conditionings (no VAE, no T5).
 
@@ -447,6 +499,7 @@ def cached_training_loss(
         eps = torch.randn(latents.shape, generator=generator)
         latents = latents + batch["latents_std"] * eps
     loss, extras = v_prediction_loss(
-        transformer, scheduler, latents.to(device), embeds.to(device), inpaint.to(device), generator
+        transformer, scheduler, latents.to(device), embeds.to(device), inpaint.to(device), generator, weighting,
+        snr_gamma,
     )
     return LossOutput(loss, extras["timesteps"], kinds, dropped, zeroed)

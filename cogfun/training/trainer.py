@@ -685,7 +685,7 @@ def _train_transformer(
                         batch, model, components.scheduler, dataset.cache.empty_prompt_embeds, generator,
                         text_dropout=config.text_dropout, t2v_prob=config.t2v_prob,
                         t2v_zero_prob=config.t2v_zero_prob, latent_sampling=config.latent_sampling,
-                        device=accelerator.device,
+                        device=accelerator.device, weighting=config.loss_weighting, snr_gamma=config.snr_gamma,
                     )
                 else:
                     out = training_loss(
@@ -693,6 +693,7 @@ def _train_transformer(
                         text_dropout=config.text_dropout, t2v_zero_prob=config.t2v_zero_prob,
                         mask_probabilities=config.mask_probabilities, noise_aug=noise_aug,
                         latent_sampling=config.latent_sampling, device=accelerator.device,
+                        weighting=config.loss_weighting, snr_gamma=config.snr_gamma,
                     )
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients:

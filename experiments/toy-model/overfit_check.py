@@ -2,13 +2,15 @@
 reach a low loss on them and regenerate each recognisably from its prompt. If it cannot, the fault is in the
 method (data path, conditioning, sampler), not in the budget.
 
-    .venv/bin/python experiments/toy-model/overfit_check.py [--steps 600] [--threads 1]
+    .venv/bin/python experiments/toy-model/overfit_check.py [--steps 600] [--threads 1] [--init adaln-zero]
+        [--lr 5e-4] [--max-grad-norm 1.0] [--t2v-prob 0.35] [--loss-weighting capped-snr]
 
-Uses the recipe's initial model (experiments/runs/toy-init/model: the recipe's VAE and T5, a fresh transformer)
-and the recipe's cache path (3 cached masks per clip, 35% text-to-video). Writes into
-experiments/runs/overfit-check/<steps>/: the run, ``result.json`` (loss by block, per clip the detector's scores
-and PSNRs of text-to-video and image-to-video) and ``grid.png`` (per clip: the clip, text-to-video,
-image-to-video; frames 0, 8, 16).
+Uses the recipe's VAE and T5 (experiments/runs/toy-init/model) with a fresh transformer (seed 0, the given
+initialisation) and the recipe's cache path (3 cached masks per clip). Writes into
+experiments/runs/overfit-check/<init>-lr<lr>-clip<clip>-t2v<p>[-<weighting>]/: the run and, at every
+step count of ``--eval-at`` and ``--steps``, ``result-<steps>.json`` (loss by block; the text-to-video x0 error by
+timestep beside a background-only prediction's; per clip the detector's scores and PSNRs of text-to-video and
+image-to-video) and ``grid-<steps>.png`` (per clip: the clip, text-to-video, image-to-video; frames 0, 8, 16).
 """
 
 import argparse
@@ -23,7 +25,10 @@ from cogfun.data.latent_cache import cache_latents
 from cogfun.data.video_io import read_video
 from cogfun.eval import metrics as M
 from cogfun.eval.toy_detector import score_against_caption
+from cogfun.models.initialisation import INITIALISATIONS
 from cogfun.pipelines import CogVideoXFunPipeline
+from cogfun.pipelines.components import write_initial_model
+from cogfun.training.loss import LOSS_WEIGHTINGS
 from cogfun.training.config import TransformerTrainConfig
 from cogfun.training.trainer import train
 
@@ -35,11 +40,22 @@ MASKS = [0.1, 0, 0.35, 0.25, 0.1, 0, 0, 0.1, 0.05, 0.05]  # the recipe's cached 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--eval-at", type=int, nargs="*", default=[], help="also measure at these step counts")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--init", choices=INITIALISATIONS, default="default")
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--max-grad-norm", type=float, default=1.0)
+    parser.add_argument("--t2v-prob", type=float, default=0.35)
+    parser.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default="uniform")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    out = Path("experiments/runs/overfit-check") / str(args.steps)
+    out = Path("experiments/runs/overfit-check") / (
+        f"{args.init}-lr{args.lr:g}-clip{args.max_grad_norm:g}-t2v{args.t2v_prob:g}"
+        + ("" if args.loss_weighting == "uniform" else f"-{args.loss_weighting}"))
     out.mkdir(parents=True, exist_ok=True)
+    init = out / "init"  # the recipe's VAE and T5, a fresh transformer with the asked initialisation
+    if not (init / "model_index.json").exists():
+        write_initial_model(init, "toy-p1", vae_path=INIT / "vae", init=args.init)
 
     # 1. Six 64x96 moving clips of the recipe's data, one per colour.
     picked, colours = [], set()
@@ -52,22 +68,64 @@ def main() -> None:
             break
     (out / "metadata.json").write_text(json.dumps(picked, indent=1))
 
-    # 2. Their cache, and the transformer trained on it until it should know them by heart.
-    cache_latents(out / "metadata.json", out / "cache", model=INIT, budget=150, base_size=[64, 80], max_frames=17,
+    # 2. Their cache, and the transformer trained on it until it should know them by heart; measured at each of
+    #    --eval-at (the run resumes from the previous stage's checkpoint: constant lr, so one run).
+    cache_latents(out / "metadata.json", out / "cache", model=init, budget=150, base_size=[64, 80], max_frames=17,
                   store_std=True, inpaint_masks=3, mask_probabilities=MASKS, num_ratios=5, min_ratio=0.5,
                   max_ratio=2.0, progress=False)
-    config = TransformerTrainConfig(
-        name="run", output_dir=str(out), run_name="r", pretrained=str(INIT), latent_cache=str(out / "cache"),
-        batch_size=6, max_steps=args.steps, learning_rate=5e-4, lr_scheduler="constant_with_warmup",
-        lr_warmup_steps=20, max_grad_norm=1.0, t2v_prob=0.35, checkpointing_steps=10**6,
-        num_threads=args.threads, cpu=True)
-    run = train(config, resume=True)
-    losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    block = max(1, len(losses) // 10)
-    loss_blocks = [round(float(np.mean(losses[i:i + block])), 4) for i in range(0, len(losses), block)]
+    for steps in sorted(set(args.eval_at + [args.steps])):
+        if (out / f"result-{steps}.json").exists():
+            continue
+        config = TransformerTrainConfig(
+            name="run", output_dir=str(out), run_name="r", pretrained=str(init), latent_cache=str(out / "cache"),
+            batch_size=6, max_steps=steps, learning_rate=args.lr, lr_scheduler="constant_with_warmup",
+            lr_warmup_steps=20, max_grad_norm=args.max_grad_norm, t2v_prob=args.t2v_prob,
+            loss_weighting=args.loss_weighting, checkpointing_steps=steps, num_threads=args.threads, cpu=True)
+        run = train(config, resume=True)
+        model = run / f"model-{steps}"
+        (run / "model").rename(model)
+        summary = measure(model, picked, out / f"grid-{steps}.png")
+        losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()][:steps]
+        block = max(1, len(losses) // 10)
+        summary = dict(steps=steps, init=args.init, lr=args.lr, max_grad_norm=args.max_grad_norm,
+                       t2v_prob=args.t2v_prob, loss_weighting=args.loss_weighting,
+                       loss_blocks=[round(float(np.mean(losses[i:i + block])), 4) for i in range(0, len(losses), block)],
+                       x0_error_by_timestep=x0_error_by_timestep(model, out / "cache"), **summary)
+        (out / f"result-{steps}.json").write_text(json.dumps(summary, indent=1))
+        print(json.dumps({k: v for k, v in summary.items() if k != "clips"}, indent=1), flush=True)
 
-    # 3. Regenerate each clip from its prompt (text-to-video) and from its first frame (image-to-video).
-    pipe = CogVideoXFunPipeline.from_pretrained(run / "model")
+
+@torch.no_grad()
+def x0_error_by_timestep(model: Path, cache: Path) -> dict[str, float]:
+    """Text-to-video x0 error of the six clips at fixed timesteps (one fixed noise draw), beside the error of the
+    best prediction that knows only the background (each latent frame's per-channel spatial median): at t = 999
+    the model sees pure noise and the prompt, so there it can only know what the prompt and memory give."""
+    from safetensors.torch import load_file
+
+    from cogfun.models.transformer import CogVideoXFunTransformer3DModel
+    from cogfun.training.loss import build_training_scheduler
+
+    transformer = CogVideoXFunTransformer3DModel.from_pretrained(model / "transformer").eval()
+    shard = load_file(next((cache).glob("*/shard-*.safetensors")))
+    x0, text = shard["latents"], shard["prompt_embeds"]  # (6, F, C, h, w), (6, L, D)
+    b, f, _, h, w = x0.shape
+    scheduler = build_training_scheduler()
+    generator = torch.Generator().manual_seed(0)
+    background = x0.flatten(3).median(-1).values[..., None, None]
+    errors = {"background_only": round(float((x0 - background).square().mean()), 4)}
+    for t in (10, 100, 250, 500, 750, 900, 999):
+        steps = torch.full((b,), t)
+        noise = torch.randn(x0.shape, generator=generator)
+        noisy = scheduler.add_noise(x0, noise, steps)
+        v = transformer(noisy, text, steps, inpaint_latents=torch.zeros(b, f, 17, h, w), return_dict=False)[0]
+        a = scheduler.alphas_cumprod[t]
+        errors[f"t{t}"] = round(float((a.sqrt() * noisy - (1 - a).sqrt() * v - x0).square().mean()), 4)
+    return errors
+
+
+def measure(model: Path, picked: list[dict], grid_path: Path) -> dict:
+    """Regenerate each clip from its prompt (text-to-video) and from its first frame (image-to-video)."""
+    pipe = CogVideoXFunPipeline.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
     results, rows = [], []
     for entry in picked:
@@ -85,13 +143,12 @@ def main() -> None:
         ))
         rows.append(np.concatenate([np.concatenate([v[k] for k in (0, 8, 16)], 1) for v in (clip, t2v, i2v)], 1))
     grid = (np.concatenate(rows, 0) * 255).clip(0, 255).astype(np.uint8)
-    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(out / "grid.png")
-    summary = dict(steps=args.steps, loss_blocks=loss_blocks, clips=results,
-                   t2v_colour=float(np.mean([r["t2v"]["colour_correct"] for r in results])),
-                   t2v_all=float(np.mean([r["t2v"]["all_correct"] for r in results])),
-                   i2v_direction=float(np.mean([r["i2v"]["direction_correct"] for r in results])))
-    (out / "result.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps({k: v for k, v in summary.items() if k != "clips"}, indent=1))
+    Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(grid_path)
+    return dict(t2v_colour=float(np.mean([r["t2v"]["colour_correct"] for r in results])),
+                t2v_all=float(np.mean([r["t2v"]["all_correct"] for r in results])),
+                i2v_direction=float(np.mean([r["i2v"]["direction_correct"] for r in results])),
+                i2v_first_frame_psnr=float(np.mean([r["i2v_first_frame_psnr"] for r in results])),
+                clips=results)
 
 
 if __name__ == "__main__":
