@@ -1,8 +1,8 @@
 """ipywidgets panels for JupyterLab: generation, mask builder, embedding explorer (one panel per file).
 
-Each panel is a plain object with a root ``widget`` (a ``VBox``) and ``_ipython_display_``, so putting the
-panel last in a cell shows it; every button has a Python method that does the same (``generate()``,
-``update()``), so tests and notebooks can drive the panels without a browser.
+Each panel is a plain object with a root ``widget`` (a ``VBox``) and ``_repr_mimebundle_``, so putting the
+panel last in a cell (or ``display(panel)``) shows it; every button has a Python method that does the same
+(``generate()``, ``update()``), so tests and notebooks can drive the panels without a browser.
 """
 
 from .embedding_explorer import EmbeddingExplorerPanel, similarity_figure

@@ -4,9 +4,10 @@ The reference ships a Gradio UI with a tab per task; here, as in the rest of the
 (docs/design.md 1.2): the panel reads its widgets, decodes the uploads and calls the one pipeline through its thin
 entry points (``text_to_video``, ``image_to_video``, ``video_to_video``, ``inpaint``, ``long_video``). The
 denoising steps drive an ``IntProgress`` through the pipeline's ``callback_on_step_end``; the result is shown
-as an animated GIF and offered as an mp4 download (a ``data:`` link, and a file when ``output_dir`` is set).
-Input errors (a ``ValueError`` from the kit: wrong frame count, missing upload, ...) appear in the panel as
-the message, not as a traceback.
+as an animated GIF (at least 256 px wide, nearest-neighbour pixels) and offered as an mp4
+download at the generated size (a ``data:`` link, and a file when ``output_dir`` is set). Input errors (a
+``ValueError`` from the kit: wrong frame count, missing upload, ...) appear in the panel as the message, not as
+a traceback, and replace the previous video: what the panel shows is always the last run's outcome.
 
 Drive it from Python exactly as the button does::
 
@@ -31,10 +32,21 @@ import ipywidgets as W
 import numpy as np
 import torch
 
-from ..data.video_io import DEFAULT_FPS, gif_bytes
+from ..data.video_io import DEFAULT_FPS, display_scale, gif_bytes
 from ..pipelines import SAMPLERS, plan_segments, size_from_image
 from ..pipelines.inputs import fit_to_size
-from .media import download_link, unique_path, upload_entries, upload_to_frames, video_bytes
+from .media import (
+    download_link,
+    hide_picture,
+    panel_bundle,
+    panel_style,
+    picture,
+    show_picture,
+    unique_path,
+    upload_entries,
+    upload_to_frames,
+    video_bytes,
+)
 
 # label shown in the dropdown -> mode name (cogfun.masks.MODES, plus the long-video driver)
 GENERATION_MODES: dict[str, str] = {
@@ -57,6 +69,10 @@ _MODE_INPUTS: dict[str, tuple[str, ...]] = {
 }
 
 _STYLE = {"description_width": "initial"}
+# buttons and uploads as wide as their label (ipywidgets' fixed 148 px cuts "Mask (white = regenerate)"), never
+# squeezed by their row; rows wrap instead of overflowing a narrow output area
+_BUTTON = dict(width="auto", flex="0 0 auto")
+_ROW = dict(flex_flow="row wrap", align_items="center")
 
 
 def _shown(widget: W.Widget, visible: bool) -> None:
@@ -80,9 +96,10 @@ class GenerationPanel:
 
     Attributes:
         widget: the root ``VBox`` (display it, or the panel itself).
-        last_frames: ``(F, H, W, 3)`` float32 in [0, 1] of the last successful generation, else ``None``.
+        last_frames: ``(F, H, W, 3)`` float32 in [0, 1] of the last generation when it succeeded, else ``None``
+            (a failed run clears the video shown, its download link, ``last_frames`` and ``last_path``).
         last_error: the message of the last failed generation, else ``None``.
-        last_path: the mp4 saved by the last generation when ``output_dir`` is set.
+        last_path: the mp4 saved by the last generation when ``output_dir`` is set and it succeeded.
         steps_done: denoising steps reported by the pipeline during the last generation.
     """
 
@@ -128,14 +145,16 @@ class GenerationPanel:
                                style=_STYLE)
         self.sampler = W.Dropdown(options=list(SAMPLERS), value=pipe.sampler if pipe.sampler in SAMPLERS else "ddim",
                                   description="Sampler", style=_STYLE)
+        # width "auto": the panel's column stretches them to its width, margins included ("100%" overflows it)
         self.prompt = W.Textarea(value="", placeholder="what the video shows", description="Prompt", style=_STYLE,
-                                 layout=W.Layout(width="100%"))
+                                 layout=W.Layout(width="auto"))
         self.negative_prompt = W.Text(value="", placeholder="what to avoid", description="Negative prompt",
-                                      style=_STYLE, layout=W.Layout(width="100%"))
-        self.start_upload = W.FileUpload(accept="image/*", description="Start image")
-        self.end_upload = W.FileUpload(accept="image/*", description="End image")
-        self.video_upload = W.FileUpload(accept="video/*,image/gif", description="Video")
-        self.mask_upload = W.FileUpload(accept="image/*,video/*", description="Mask (white = regenerate)")
+                                      style=_STYLE, layout=W.Layout(width="auto"))
+        self.start_upload = W.FileUpload(accept="image/*", description="Start image", layout=W.Layout(**_BUTTON))
+        self.end_upload = W.FileUpload(accept="image/*", description="End image", layout=W.Layout(**_BUTTON))
+        self.video_upload = W.FileUpload(accept="video/*,image/gif", description="Video", layout=W.Layout(**_BUTTON))
+        self.mask_upload = W.FileUpload(accept="image/*,video/*", description="Mask (white = regenerate)",
+                                        layout=W.Layout(**_BUTTON))
 
         # 2. Size and sampling.
         self.height = W.BoundedIntText(value=height, min=16, max=4096, step=16, description="Height", style=_STYLE,
@@ -144,9 +163,10 @@ class GenerationPanel:
                                       layout=W.Layout(width="140px"))
         self.base_size = W.BoundedIntText(value=base_size, min=16, max=4096, step=16, description="Base size",
                                           style=_STYLE, layout=W.Layout(width="160px"))
-        self.resize_to_start = W.Checkbox(value=False, description="resize to the start image", indent=False)
+        self.resize_to_start = W.Checkbox(value=False, description="resize to the start image", indent=False,
+                                          layout=W.Layout(width="auto"))
         self.fit_size_button = W.Button(description="Fit size to start image", icon="expand",
-                                         layout=W.Layout(width="auto"))
+                                        layout=W.Layout(**_BUTTON))
         self.num_frames = W.BoundedIntText(value=num_frames, min=1, max=100000, description="Frames", style=_STYLE,
                                            layout=W.Layout(width="140px"))
         self.steps = W.BoundedIntText(value=num_inference_steps, min=1, max=1000, description="Steps", style=_STYLE,
@@ -162,26 +182,29 @@ class GenerationPanel:
                                         layout=W.Layout(width="140px"))
 
         # 3. Action and results.
-        self.generate_button = W.Button(description="Generate", button_style="primary", icon="play")
+        self.generate_button = W.Button(description="Generate", button_style="primary", icon="play",
+                                        layout=W.Layout(**_BUTTON))
         self.generate_button.add_class("cogfun-generate")
         self.progress = W.IntProgress(value=0, min=0, max=1, description="Steps", style=_STYLE)
         self.status = W.HTML(value="")
         self.status.add_class("cogfun-status")
         self.message = W.HTML(value="")
-        self.preview = W.Image(format="gif", layout=W.Layout(display="none", width=f"{max(width, 256)}px"))
+        self.preview = picture("gif")  # shown >= 256 px wide with square pixels
         self.preview.add_class("cogfun-preview")
         self.download = W.HTML(value="")
 
+        row = lambda *children: W.HBox(list(children), layout=W.Layout(**_ROW))  # noqa: E731
         self.widget = W.VBox([
+            panel_style(),
             W.HTML("<b>CogVideoX-Fun generation</b>"),
-            W.HBox([self.mode, self.sampler]),
+            row(self.mode, self.sampler),
             self.prompt,
             self.negative_prompt,
-            W.HBox([self.start_upload, self.end_upload, self.video_upload, self.mask_upload]),
-            W.HBox([self.height, self.width, self.base_size, self.resize_to_start, self.fit_size_button]),
-            W.HBox([self.num_frames, self.steps, self.guidance, self.seed]),
-            W.HBox([self.strength, self.segment_frames, self.overlap]),
-            W.HBox([self.generate_button, self.progress, self.status]),
+            row(self.start_upload, self.end_upload, self.video_upload, self.mask_upload),
+            row(self.height, self.width, self.base_size, self.resize_to_start, self.fit_size_button),
+            row(self.num_frames, self.steps, self.guidance, self.seed),
+            row(self.strength, self.segment_frames, self.overlap),
+            row(self.generate_button, self.progress, self.status),
             self.message,
             self.preview,
             self.download,
@@ -201,10 +224,8 @@ class GenerationPanel:
     # Display
     # --------------------------------------------------------------------------------------------
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return panel_bundle(self.widget, "GenerationPanel")
 
     def _update_visibility(self) -> None:
         inputs = _MODE_INPUTS[self.mode.value]
@@ -377,6 +398,7 @@ class GenerationPanel:
         """
         self.generate_button.disabled = True
         self.message.value = ""
+        self._clear_result()  # the previous video never stays under a new run's progress or error
         self.status.value = "generating..."
         began = time.perf_counter()
         try:
@@ -390,6 +412,7 @@ class GenerationPanel:
             hint = "" if isinstance(err, ValueError) else "\n(unexpected error: the traceback is in panel.last_traceback)"
             self._show_message(f"Cannot generate: {self.last_error}{hint}")
             self.status.value = "failed"
+            self.progress.value = 0
             return None
         finally:
             self.generate_button.disabled = False
@@ -402,11 +425,17 @@ class GenerationPanel:
             self._show_message("\n".join(notes), kind="note")
         return frames
 
+    def _clear_result(self) -> None:
+        """Hide the last video and its download link; ``last_frames`` and ``last_path`` become ``None``."""
+        hide_picture(self.preview)
+        self.download.value = ""
+        self.last_frames, self.last_path = None, None
+
     def _show_result(self, frames: np.ndarray, seconds: float) -> None:
         f, h, w, _ = frames.shape
-        self.preview.value = gif_bytes(frames, fps=self.fps)
-        self.preview.layout.width = f"{max(w, 256)}px"
-        self.preview.layout.display = None
+        # shown >= 256 px wide, upscaled by the browser with nearest-neighbour pixels (a GIF upscaled in the file
+        # is zoom**2 times larger in the notebook); the mp4 keeps the generated size
+        show_picture(self.preview, gif_bytes(frames, fps=self.fps), zoom=display_scale(w))
         stem = f"cogfun-{self.mode.value}-seed{self.seed.value}"
         content = video_bytes(frames, fps=self.fps)
         links = [download_link(content, f"{stem}.mp4", "video/mp4", "Download mp4")]

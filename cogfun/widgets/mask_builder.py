@@ -8,7 +8,9 @@ at random with a seed as training draws it, and shows next to it the mask channe
 last-frame quirk is visible there: with start+end at 4k+1 frames the reference leaves the last latent frame
 at 0 (unknown) while ``"max"`` marks it known.
 
-The mask logic is :func:`build_mask` (no widgets), so notebooks can call it too.
+The mask logic is :func:`build_mask` (no widgets), so notebooks can call it too. The pictures are frame
+mosaics upscaled by integer factors with nearest-neighbour pixels and shown at their own size (square pixels,
+``image-rendering: pixelated``); an invalid setting shows its message in place of the pictures.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 
 from .. import masks as M
 from ..training.random_masks import MASK_KINDS, random_mask
-from .media import frame_grid, png_bytes
+from .media import frame_grid, hide_picture, panel_bundle, panel_style, picture, png_bytes, show_picture
 
 # sources of a mask: "mode:<cogfun.masks mode>" or "kind:<training kind>"
 MASK_SOURCES: tuple[str, ...] = tuple(f"mode:{m}" for m in M.MODES) + tuple(f"kind:{k}" for k in MASK_KINDS)
@@ -143,7 +145,8 @@ class MaskBuilderPanel:
         num_frames: F (4k+1).
         spatial_ratio, temporal_ratio: the VAE's compression (8, 4).
         columns: frames per row in the pictures.
-        scale: nearest-neighbour zoom of the pixel pictures (latent pictures get ``scale * spatial_ratio``).
+        scale: nearest-neighbour zoom of the pixel pictures (latent pictures get ``scale * spatial_ratio``, so
+            both line up); default the smallest integer that makes frames at least 64 px on their short side.
 
     Attributes:
         widget: the root ``VBox``.
@@ -152,10 +155,15 @@ class MaskBuilderPanel:
     """
 
     def __init__(self, height: int = 64, width: int = 64, num_frames: int = 49, spatial_ratio: int = 8,
-                 temporal_ratio: int = 4, columns: int = 13, scale: int = 1):
+                 temporal_ratio: int = 4, columns: int = 13, scale: int | None = None):
         if (num_frames - 1) % temporal_ratio:
             raise ValueError(f"num_frames must be {temporal_ratio}k+1 (got {num_frames}); try "
                              f"{(num_frames - 1) // temporal_ratio * temporal_ratio + 1}")
+        if scale is None:
+            scale = max(1, -(-64 // max(1, min(height, width))))
+        if int(scale) != scale or scale < 1:
+            raise ValueError(f"scale must be a whole number >= 1 (got {scale}): pixels are repeated, not resampled")
+        scale = int(scale)
         self.height, self.width, self.num_frames = height, width, num_frames
         self.spatial_ratio, self.temporal_ratio, self.columns, self.scale = spatial_ratio, temporal_ratio, columns, scale
         style = {"description_width": "initial"}
@@ -172,31 +180,32 @@ class MaskBuilderPanel:
         self.kept = W.IntSlider(value=1, min=1, max=max(1, num_frames - 1), description="Frames kept", style=style)
         self.randomize = W.Checkbox(value=False, description="draw as in training (seed)", indent=False)
         self.seed = W.IntText(value=0, description="Seed", style=style, layout=W.Layout(width="140px"))
-        self.pixel_image = W.Image(format="png")
-        self.reference_image = W.Image(format="png")
-        self.max_image = W.Image(format="png")
+        self.pixel_image = picture()
+        self.reference_image = picture()
+        self.max_image = picture()
         self.summary = W.HTML()
         self.message = W.HTML()
 
         controls = [self.top, self.left, self.box_height, self.box_width, self.frame_range, self.kept]
+        wrap = W.Layout(flex_flow="row wrap", align_items="center")
         self.widget = W.VBox([
+            panel_style(),
             W.HTML("<b>Mask builder</b> (white = regenerate; latent maps: white = known)"),
-            W.HBox([self.source, self.randomize, self.seed]),
-            W.HBox([W.VBox(controls[:3]), W.VBox(controls[3:])]),
+            W.HBox([self.source, self.randomize, self.seed], layout=wrap),
+            W.HBox([W.VBox(controls[:3]), W.VBox(controls[3:])], layout=W.Layout(flex_flow="row wrap")),
             self.message,
             W.HTML(f"pixel mask, {num_frames} frames {height}x{width}"), self.pixel_image,
             W.HTML("latent mask channel, <code>resize_mask(1 - mask)</code> (reference)"), self.reference_image,
             W.HTML("latent mask channel, <code>method='max'</code> (study alternative)"), self.max_image,
             self.summary,
         ])
+        self.widget.add_class("cogfun-mask-builder")
         for widget in (self.source, self.randomize, self.seed, *controls):
             widget.observe(lambda _: self.update(), names="value")
         self.update()
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return panel_bundle(self.widget, "MaskBuilderPanel")
 
     def _visibility(self) -> None:
         source = self.source.value
@@ -232,16 +241,19 @@ class MaskBuilderPanel:
                 frame_range=self.frame_range.value, kept=self.kept.value,
                 seed=self.seed.value if randomized else None,
             )
-        except ValueError as err:
+        except ValueError as err:  # the message replaces the pictures: nothing stale stays on screen
             self.message.value = f'<span class="cogfun-error" style="color:#b00020">{html.escape(str(err))}</span>'
+            for image in (self.pixel_image, self.reference_image, self.max_image):
+                hide_picture(image)
+            self.summary.value = ""
             return
         self.message.value = ""
         self.latent_reference = latent_mask_channel(self.mask, self.spatial_ratio, self.temporal_ratio, "reference")
         self.latent_max = latent_mask_channel(self.mask, self.spatial_ratio, self.temporal_ratio, "max")
         zoom = self.scale * self.spatial_ratio
-        self.pixel_image.value = png_bytes(frame_grid(self.mask[0].numpy(), self.columns), self.scale)
-        self.reference_image.value = png_bytes(frame_grid(self.latent_reference.numpy(), self.columns), zoom)
-        self.max_image.value = png_bytes(frame_grid(self.latent_max.numpy(), self.columns), zoom)
+        show_picture(self.pixel_image, png_bytes(frame_grid(self.mask[0].numpy(), self.columns), self.scale))
+        show_picture(self.reference_image, png_bytes(frame_grid(self.latent_reference.numpy(), self.columns), zoom))
+        show_picture(self.max_image, png_bytes(frame_grid(self.latent_max.numpy(), self.columns), zoom))
         self.summary.value = self._summary_html()
 
     def _summary_html(self) -> str:

@@ -4,7 +4,9 @@ ipywidgets 8 gives an upload as a tuple of dicts ``{"name", "type", "size", "con
 where ``content`` is a ``memoryview`` of the file's bytes. The bytes are written to a temporary file with
 the upload's extension and decoded by ``cogfun.data.video_io`` (PIL for images, PyAV for videos), so a panel
 reads uploads exactly as the CLI reads files. Going out, frames become an animated GIF (shown in an
-``ipywidgets.Image``), PNG mosaics (masks, maps) and an mp4 ``data:`` link to download.
+``ipywidgets.Image``), PNG mosaics (masks, maps) and an mp4 ``data:`` link to download. Pictures in the panels
+are :func:`picture` widgets: shown at a whole multiple of their pixel width (never stretched by the panel's flex
+box), with ``image-rendering: pixelated`` so upscaled pixels stay sharp squares.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from ..data.video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, frames_to_uint8, read_image, read_video, write_video
+from ..data.video_io import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    frames_to_uint8,
+    read_image,
+    read_video,
+    write_video,
+)
 
 # ------------------------------------------------------------------------------------------------
 # Uploads -> frames
@@ -122,6 +131,83 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` in pixels of encoded image bytes (PNG, GIF, ...)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return im.size
+
+
+# ------------------------------------------------------------------------------------------------
+# Pictures inside the panels
+# ------------------------------------------------------------------------------------------------
+
+#: CSS every panel carries (a ``<style>`` in a hidden ``HTML`` widget): pixel pictures stay sharp squares when
+#: the browser scales them (narrow output areas shrink them), with a thin frame so white masks do not vanish
+#: into the page (an outline takes no room).
+PANEL_CSS = "img.cogfun-pixelated { image-rendering: pixelated; outline: 1px solid #9e9e9e; }"
+
+
+def panel_style():
+    """A hidden ``ipywidgets.HTML`` holding :data:`PANEL_CSS`; put it in each panel's root box."""
+    import ipywidgets as W
+
+    style = W.HTML(f"<style>{PANEL_CSS}</style>", layout=W.Layout(display="none"))
+    style.add_class("cogfun-style")
+    return style
+
+
+def picture(format: str = "png", pixelated: bool = True):
+    """An ``ipywidgets.Image`` that the panel's flex box does not stretch: shown at its own pixel size.
+
+    In a ``VBox`` an ``<img>`` without a width is stretched to the box's width (flex ``align-items: stretch``)
+    and the browser smooths the stretched pixels. This one starts hidden; :func:`show_picture` sets its bytes
+    and its width in pixels (the height follows the aspect ratio), and ``pixelated`` pictures (masks, videos)
+    keep square pixels when a narrow output area shrinks them.
+    """
+    import ipywidgets as W
+
+    # max width: the panel's width less the widget's 2 px margins (ipywidgets' own 100% overflows by them)
+    image = W.Image(format=format, layout=W.Layout(display="none", height="auto", max_width="calc(100% - 4px)",
+                                                   object_fit="contain", align_self="flex-start"))
+    if pixelated:
+        image.add_class("cogfun-pixelated")
+    return image
+
+
+def show_picture(widget, data: bytes, zoom: int = 1) -> None:
+    """Show encoded image bytes in a :func:`picture` widget at ``zoom`` x their pixel width.
+
+    ``zoom > 1`` lets the browser upscale with nearest-neighbour pixels (``image-rendering: pixelated``): the
+    bytes stay small (an animated GIF upscaled in the file is ``zoom**2`` times the pixels to send and save).
+    """
+    if int(zoom) != zoom or zoom < 1:
+        raise ValueError(f"zoom must be a whole number >= 1 (got {zoom}): pixels are repeated, not resampled")
+    width, _ = image_size(data)
+    widget.value = data
+    widget.layout.width = f"{width * int(zoom)}px"
+    widget.layout.display = None
+
+
+def panel_bundle(widget, name: str) -> dict:
+    """A panel's display data: its root widget's view, and plain text where a widget cannot be drawn.
+
+    JupyterLab draws widget views from a saved notebook only when the notebook is trusted (and their state was
+    saved); elsewhere it shows the ``text/plain`` entry, which here says what the panel is instead of the root
+    box's ``repr``.
+    """
+    data = dict(widget._repr_mimebundle_())
+    data["text/plain"] = f"{name}: an interactive panel (run the cell in JupyterLab to use it)"
+    return data
+
+
+def hide_picture(widget) -> None:
+    """Empty and hide a :func:`picture` widget (nothing stale stays on screen)."""
+    widget.value = b""
+    widget.layout.display = "none"
 
 
 def frame_strip(frames: np.ndarray, gap: int = 1, fill: float = 0.5) -> np.ndarray:
