@@ -10,6 +10,7 @@ from cogfun.training.config import (
     config_from_dict,
     config_to_dict,
     load_config,
+    resolve_lora_targets,
     save_config,
 )
 
@@ -19,7 +20,8 @@ def test_defaults_follow_the_reference_recipe():
     assert (cfg.learning_rate, cfg.weight_decay, cfg.max_grad_norm) == (2e-5, 3e-2, 0.05)
     assert (cfg.text_dropout, cfg.t2v_zero_prob) == (0.1, 0.9)
     assert (cfg.lora_rank, cfg.lora_alpha) == (64, 32)
-    assert cfg.lora_target_modules == LORA_TARGET_MODULES == ("to_q", "to_k", "to_v", "ff.net.0.proj", "ff.net.2")
+    assert cfg.lora_target_modules == LORA_TARGET_MODULES == "qkv"  # what the reference's peft LoRA adapts
+    assert resolve_lora_targets(cfg.lora_target_modules) == ("to_q", "to_k", "to_v")
     assert cfg.mask_probabilities == (0.05, 0.2, 0.2, 0.2, 0.05, 0.05, 0.05, 0.1, 0.05, 0.05)
     assert VAETrainConfig().kind == "vae"
 
@@ -102,3 +104,15 @@ def test_load_config_with_overrides_and_kind(tmp_path):
         load_config(path, ["crop_frames=8"])
     with pytest.raises(ValueError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_lora_targets_take_a_preset_name_or_module_names(tmp_path):
+    cfg = apply_overrides(TransformerTrainConfig(), ["lora_target_modules=qkv-ff"])
+    assert resolve_lora_targets(cfg.lora_target_modules) == ("to_q", "to_k", "to_v", "ff.net.0.proj", "ff.net.2")
+    cfg = apply_overrides(TransformerTrainConfig(), ["lora_target_modules=[to_q, to_out.0]"])
+    assert cfg.lora_target_modules == ("to_q", "to_out.0")
+    assert load_config(save_config(cfg, tmp_path / "c.yaml")) == cfg
+    with pytest.raises(ValueError, match=r"'ff' is no preset; use one of \['qkv', 'qkv-ff'\]"):
+        apply_overrides(TransformerTrainConfig(), ["lora_target_modules=ff"])
+    with pytest.raises(ValueError, match="lora_target_modules is empty"):
+        apply_overrides(TransformerTrainConfig(), ["lora_target_modules=[]"])

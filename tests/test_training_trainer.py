@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from cogfun.data.toy import write_toy_dataset
@@ -107,8 +108,8 @@ def test_overfit_one_batch_loss_falls(data, tmp_path):
 
 
 def test_lora_trains_only_adapters(data, tmp_path):
-    config = _config(data, output_dir=str(tmp_path), lora=True, lora_rank=4, lora_alpha=4, max_steps=3,
-                     learning_rate=1e-2, max_grad_norm=1.0)
+    config = _config(data, output_dir=str(tmp_path), lora=True, lora_rank=64, lora_alpha=32, max_steps=3,
+                     learning_rate=1e-2, max_grad_norm=1.0, lora_target_modules="qkv-ff")
     run_dir = train(config)
     checkpoint = run_dir / "checkpoints" / "checkpoint-000003"
     adapter = load_file(checkpoint / "transformer_lora.safetensors")
@@ -117,7 +118,10 @@ def test_lora_trains_only_adapters(data, tmp_path):
         "to_q", "to_k", "to_v", "net.0.proj", "net.2"
     }
     assert not (checkpoint / "transformer").exists()  # no full weights for a LoRA run
-    assert (run_dir / "lora" / "pytorch_lora_weights.safetensors").is_file()
+    exported = run_dir / "lora" / "pytorch_lora_weights.safetensors"
+    with safe_open(exported, framework="pt") as f:  # alpha travels with the file (diffusers restores it)
+        meta = json.loads(f.metadata()["lora_adapter_metadata"])
+    assert (meta["transformer.r"], meta["transformer.lora_alpha"]) == (64, 32)
 
     init = build_transformer("tiny", meta=False, seed=0).state_dict()
     fused = load_file(run_dir / "model" / "transformer" / "diffusion_pytorch_model.safetensors")

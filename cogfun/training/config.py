@@ -38,6 +38,7 @@ from .loss import LOSS_WEIGHTINGS
 __all__ = [
     "KINDS",
     "LORA_TARGET_MODULES",
+    "LORA_TARGET_PRESETS",
     "LR_SCHEDULERS",
     "TrainConfig",
     "TransformerTrainConfig",
@@ -45,6 +46,7 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
+    "resolve_lora_targets",
     "load_config",
     "save_config",
 ]
@@ -52,9 +54,38 @@ __all__ = [
 #: LR schedules accepted (diffusers.optimization.get_scheduler names).
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 MIXED_PRECISION = ("no", "fp16", "bf16")
-#: diffusers' CogVideoXBlock names of the reference's LoRA targets (to_q, to_k, to_v, ff.0, ff.2):
-#: ``ff.net.1`` is a Dropout, so the second linear of the feed-forward is ``ff.net.2``.
-LORA_TARGET_MODULES = ("to_q", "to_k", "to_v", "ff.net.0.proj", "ff.net.2")
+#: LoRA target presets: peft ``target_modules`` names (module path suffixes) of diffusers' CogVideoXBlock.
+#:
+#: - ``"qkv"``: what VideoX-Fun's recipe actually adapts. Its LoRA guide trains with
+#:   ``--target_name "to_q,to_k,to_v,ff.0,ff.2" --use_peft_lora``; peft matches module paths by suffix and skips
+#:   names that match nothing, and ``ff.0`` / ``ff.2`` name no module (the feed-forward's linears are
+#:   ``ff.net.0.proj`` and ``ff.net.2``; ``ff.net.1`` is a Dropout), so only the attention projections train.
+#: - ``"qkv-ff"``: the set that recipe names, spelled as the modules: attention projections and both
+#:   feed-forward linears.
+LORA_TARGET_PRESETS: dict[str, tuple[str, ...]] = {
+    "qkv": ("to_q", "to_k", "to_v"),
+    "qkv-ff": ("to_q", "to_k", "to_v", "ff.net.0.proj", "ff.net.2"),
+}
+#: The default preset: the reference's (``"qkv"``).
+LORA_TARGET_MODULES = "qkv"
+
+
+def resolve_lora_targets(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The module names of a ``lora_target_modules`` value: a ``LORA_TARGET_PRESETS`` name or a list of names.
+
+    Raises:
+        ValueError: an unknown preset name or an empty list.
+    """
+    if isinstance(value, str):
+        if value not in LORA_TARGET_PRESETS:
+            raise ValueError(
+                f"lora_target_modules {value!r} is no preset; use one of {list(LORA_TARGET_PRESETS)} or a list "
+                f"of module names, e.g. [to_q, to_k, to_v, ff.net.0.proj, ff.net.2]"
+            )
+        return LORA_TARGET_PRESETS[value]
+    if not value:
+        raise ValueError(f"lora_target_modules is empty; use one of {list(LORA_TARGET_PRESETS)} or module names")
+    return tuple(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +214,11 @@ class TransformerTrainConfig(TrainConfig):
             ``"capped-snr"`` (Min-SNR-gamma with the v-loss's +1 kept; ``cogfun.training.loss.timestep_loss_weights``).
         noise_aug: noise-augment the reference video; None = the transformer config's
             ``add_noise_in_inpaint_model``.
-        lora, lora_rank, lora_alpha, lora_target_modules: train peft LoRA adapters only.
+        lora, lora_rank, lora_alpha, lora_target_modules: train peft LoRA adapters only (rank 64 / alpha 32:
+            the update is scaled by alpha / rank = 0.5). ``lora_target_modules``: a ``LORA_TARGET_PRESETS``
+            name (``"qkv"``, the reference's, or ``"qkv-ff"``) or a list of module names (peft's suffix
+            match, e.g. ``[to_q, ff.net.0.proj]``; each must match a module of the transformer). The export
+            ``lora/pytorch_lora_weights.safetensors`` stores rank and alpha in its metadata.
         cache_text_embeddings: keep one embedding per unique prompt in memory.
 
     Latent cache (``latent_cache``: a ``cogfun cache ... --inpaint-masks K`` folder made with this
@@ -231,7 +266,7 @@ class TransformerTrainConfig(TrainConfig):
     lora: bool = False
     lora_rank: int = 64
     lora_alpha: int = 32
-    lora_target_modules: tuple[str, ...] = LORA_TARGET_MODULES
+    lora_target_modules: str | tuple[str, ...] = LORA_TARGET_MODULES
     cache_text_embeddings: bool = True
     # latent cache
     latent_cache: str | None = None
@@ -269,6 +304,7 @@ class TransformerTrainConfig(TrainConfig):
         for key in ("text_dropout", "t2v_zero_prob", "t2v_prob"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ValueError(f"{key} must be in [0, 1] (got {getattr(self, key)})")
+        resolve_lora_targets(self.lora_target_modules)  # validates the preset name / list
         if self.frame_stride < 1 or self.validation_steps < 0:
             raise ValueError("frame_stride must be >= 1 and validation_steps >= 0")
 

@@ -20,8 +20,8 @@ A run, in numbered steps (``train``):
    bucket, seconds, ...) and a tqdm bar on the main process; checkpoints every
    ``checkpointing_steps``; validation videos every ``validation_steps`` (a hook).
 6. The end: the model folder in the released layout (``model/``; LoRA fused, the adapter also
-   in ``lora/pytorch_lora_weights.safetensors``; EMA weights when EMA is on), and per rank a
-   parameter checksum (``final_state_rank{r}.json``).
+   in ``lora/pytorch_lora_weights.safetensors`` with rank and alpha in its metadata; EMA weights when
+   EMA is on), and per rank a parameter checksum (``final_state_rank{r}.json``).
 
 What makes the resume exact: all training randomness comes from one CPU generator per rank
 (saved), the clip starts are seeded by ``(seed, index, epoch)``, every batch carries the
@@ -63,7 +63,7 @@ from .checkpoint import (
     save_model_folder,
     save_rng_state,
 )
-from .config import TrainConfig, TransformerTrainConfig, config_to_dict, load_config, save_config
+from .config import TrainConfig, TransformerTrainConfig, config_to_dict, load_config, resolve_lora_targets, save_config
 from .dataset import BucketVideoDataset, TaggedBatchSampler, collate, collate_cached
 from .loss import PromptCache, build_training_scheduler, cached_training_loss, training_loss
 
@@ -395,13 +395,17 @@ def build_components(
 def _add_lora(transformer, config: TransformerTrainConfig) -> None:
     from peft import LoraConfig
 
+    from ..models.lora_conversion import check_lora_targets
+
+    targets = resolve_lora_targets(config.lora_target_modules)
+    check_lora_targets(transformer, targets)  # peft alone accepts names that match nothing
     transformer.requires_grad_(False)
     transformer.add_adapter(
         LoraConfig(
             r=config.lora_rank,
             lora_alpha=config.lora_alpha,
             init_lora_weights=True,
-            target_modules=list(config.lora_target_modules),
+            target_modules=list(targets),
         )
     )
 
@@ -795,14 +799,11 @@ def export_model(
     try:
         export = transformer
         if config.lora:
-            from diffusers import CogVideoXPipeline
-            from peft.utils import get_peft_model_state_dict
+            from ..models.lora_conversion import save_lora_adapter
 
-            CogVideoXPipeline.save_lora_weights(
-                folder.parent / folder.name.replace("model", "lora", 1),
-                transformer_lora_layers=get_peft_model_state_dict(transformer),
-                safe_serialization=True,
-            )
+            # rank and alpha go into the file's metadata: without them diffusers (and every other loader)
+            # assumes alpha = rank and applies a rank-64 / alpha-32 LoRA at twice its trained scale
+            save_lora_adapter(transformer, folder.parent / folder.name.replace("model", "lora", 1))
             export = copy.deepcopy(transformer)
             export.fuse_lora()
             export.unload_lora()
