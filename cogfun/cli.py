@@ -40,6 +40,8 @@ def _smoke(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cogfun", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (anywhere on the line; default: one error line)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     smoke = sub.add_parser("smoke", help="one forward of a random transformer preset")
@@ -71,11 +73,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _yaml_file(args: argparse.Namespace) -> str:
+    """The YAML file a subcommand was given (train's config, eval's suite, experiment's name), for messages."""
+    for name in ("config", "suite", "name"):
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.lower().endswith((".yaml", ".yml")):
+            return value
+    return "the YAML file"
+
+
+def user_error(error: BaseException, args: argparse.Namespace) -> ValueError | None:
+    """A user-caused failure as one ``ValueError`` naming the file (and the line, for YAML); None otherwise.
+
+    ``ValueError`` passes as it is. A YAML syntax error names the file and line; a truncated safetensors file
+    is named where the loader knows it (``cogfun.pipelines.validation.check_model_folder`` checks model folders
+    before loading, so this is the fallback).
+    """
+    import yaml
+
+    if isinstance(error, ValueError):
+        return error
+    if isinstance(error, yaml.YAMLError):
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "somewhere"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        return ValueError(f"{_yaml_file(args)} is not valid YAML: {problem} at {where}; fix that line")
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # pragma: no cover - safetensors is a dependency
+        SafetensorError = ()
+    if isinstance(error, SafetensorError):
+        return ValueError(f"a safetensors file could not be read ({error}); it is probably truncated: copy or "
+                          "download it again")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``cogfun``; a bad input exits with 2 and one ``error:`` line (``--debug`` shows the traceback)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, e.g. cogfun generate --debug ...
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as error:  # bad input: a clear message and a non-zero exit, no traceback
+    except Exception as raised:  # noqa: BLE001 - only user errors are caught, the rest re-raised
+        error = user_error(raised, args)
+        if error is None or debug:
+            raise
         print(f"cogfun {args.command}: error: {error}", file=sys.stderr)
         return 2
 

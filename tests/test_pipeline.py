@@ -236,7 +236,7 @@ def test_long_video_with_the_real_pipeline_and_an_end_image(pipe):
 def test_errors_name_the_fix(pipe, tmp_path):
     with pytest.raises(ValueError, match="4k\\+1 \\(got 8\\); try 5 or 9"):
         pipe("x", num_frames=8, height=32, width=32)
-    with pytest.raises(ValueError, match="multiples of 16 \\(got 30x32\\)"):
+    with pytest.raises(ValueError, match="height must be a multiple of 16 \\(got 30\\); try 16 or 32"):
         pipe("x", num_frames=5, height=30, width=32)
     with pytest.raises(ValueError, match="strength must be in \\(0, 1\\]"):
         pipe("x", num_frames=5, height=32, width=32, strength=1.5)

@@ -220,7 +220,7 @@ def test_rope_transformer_matches_diffusers(grid):
     twin = diffusers_twin(model)
     latents, inpaint, text, t = inputs(model, *grid)
     with torch.no_grad():
-        ours = model(latents, text, t, inpaint_latents=inpaint).sample
+        ours = model(latents, text, t, inpaint_latents=inpaint, image_rotary_emb=model.rope_for(latents)).sample
         theirs = twin(
             torch.cat([latents, inpaint], dim=2), text, t, image_rotary_emb=pipeline_rope(model, *grid)
         ).sample
@@ -236,14 +236,16 @@ def test_numpy_spacing_changes_the_output_off_centre():
     twin = diffusers_twin(diffusers_model)
     latents, inpaint, text, t = inputs(numpy_model, *grid)
     with torch.no_grad():
-        ours = numpy_model(latents, text, t, inpaint_latents=inpaint).sample
+        ours = numpy_model(latents, text, t, inpaint_latents=inpaint, image_rotary_emb=numpy_model.rope_for(latents)).sample
         theirs = twin(
             torch.cat([latents, inpaint], dim=2), text, t, image_rotary_emb=pipeline_rope(twin, *grid)
         ).sample
         # at the sample grid the crop is the whole box: the spacings agree
         latents0, inpaint0, text0, t0 = inputs(numpy_model, 13, 8, 8)
-        a = numpy_model(latents0, text0, t0, inpaint_latents=inpaint0).sample
-        b = diffusers_model(latents0, text0, t0, inpaint_latents=inpaint0).sample
+        a = numpy_model(latents0, text0, t0, inpaint_latents=inpaint0,
+                        image_rotary_emb=numpy_model.rope_for(latents0)).sample
+        b = diffusers_model(latents0, text0, t0, inpaint_latents=inpaint0,
+                            image_rotary_emb=diffusers_model.rope_for(latents0)).sample
     assert (ours - theirs).abs().max() > 1e-4
     torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
@@ -260,7 +262,7 @@ def test_patch_size_t_rope_transformer_matches_diffusers(grid, spacing):
     twin = diffusers_twin(model)
     latents, inpaint, text, t = inputs(model, *grid)
     with torch.no_grad():
-        ours = model(latents, text, t, inpaint_latents=inpaint).sample
+        ours = model(latents, text, t, inpaint_latents=inpaint, image_rotary_emb=model.rope_for(latents)).sample
         theirs = twin(
             torch.cat([latents, inpaint], dim=2), text, t, image_rotary_emb=pipeline_rope(model, *grid)
         ).sample
@@ -284,9 +286,9 @@ def test_rotary_embeddings_are_computed_once_per_grid(monkeypatch):
     monkeypatch.setattr(transformer_module, "rotary_embeddings", counting)
     latents, inpaint, text, t = inputs(model, 3, 8, 16, batch=1)
     with torch.no_grad():
-        first = model(latents, text, t, inpaint_latents=inpaint).sample
+        first = model(latents, text, t, inpaint_latents=inpaint, image_rotary_emb=model.rope_for(latents)).sample
         cached = next(iter(model._rope_cache.values()))
-        second = model(latents, text, t, inpaint_latents=inpaint).sample
+        second = model(latents, text, t, inpaint_latents=inpaint, image_rotary_emb=model.rope_for(latents)).sample
     assert len(calls) == 1
     assert len(model._rope_cache) == 1 and next(iter(model._rope_cache.values())) is cached
     torch.testing.assert_close(first, second, atol=0, rtol=0)
@@ -296,6 +298,53 @@ def test_rotary_embeddings_are_computed_once_per_grid(monkeypatch):
     # another grid computes once more; an explicit image_rotary_emb bypasses the cache
     latents, inpaint, text, t = inputs(model, 2, 8, 8, batch=1)
     with torch.no_grad():
-        model(latents, text, t, inpaint_latents=inpaint)
+        model(latents, text, t, inpaint_latents=inpaint, image_rotary_emb=model.rope_for(latents))
         model(latents, text, t, inpaint_latents=inpaint, image_rotary_emb=rotary_embeddings(16, 4, 4, 2, 4, 4))
     assert len(calls) == 2 and len(model._rope_cache) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# Called as diffusers calls it
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("patch_size_t", [None, 2])
+def test_without_image_rotary_emb_no_rope_is_applied_as_in_diffusers(patch_size_t):
+    model = build_transformer("tiny", use_rotary_positional_embeddings=True, patch_size_t=patch_size_t,
+                              patch_bias=patch_size_t is None)
+    twin = diffusers_twin(model)
+    latents, inpaint, text, t = inputs(model, 2, 8, 8)
+    with torch.no_grad():
+        ours = model(latents, text, t, inpaint_latents=inpaint).sample
+        theirs = twin(torch.cat([latents, inpaint], dim=2), text, t).sample
+        with_rope = model(latents, text, t, inpaint_latents=inpaint, image_rotary_emb=model.rope_for(latents)).sample
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+    assert (ours - with_rope).abs().max() > 1e-3  # RoPE matters: passing it is the caller's job
+    assert len(model._rope_cache) == 1  # built once, by rope_for
+
+
+def test_rope_for_is_none_for_sincos_models_and_the_pipeline_passes_it():
+    assert build_transformer("tiny").rope_for(torch.zeros(1, 2, 16, 8, 8)) is None
+    from cogfun.pipelines.components import build_components
+    from cogfun.pipelines.pipeline import CogVideoXFunPipeline
+
+    parts = build_components("tiny", use_rotary_positional_embeddings=True)
+    pipe = CogVideoXFunPipeline(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    seen = []
+    hook = pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs.get("image_rotary_emb")), with_kwargs=True)
+    pipe.text_to_video("a red circle", height=32, width=48, num_frames=9, num_inference_steps=2,
+                       generator=torch.Generator().manual_seed(0), output_type="latent")
+    hook.remove()
+    cos, sin = seen[0]
+    expected = pipe.transformer.rotary_embeddings_for(3, 4, 6)
+    assert len(seen) == 2 and all(s is seen[0] for s in seen)  # the same cached pair every step
+    torch.testing.assert_close(cos, expected[0], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("head_dim", [8, 24, 40])
+def test_rope_head_sizes_that_cannot_split_are_refused_at_construction(head_dim):
+    with pytest.raises(ValueError, match="attention_head_dim must be a multiple of 16"):
+        build_transformer("tiny", use_rotary_positional_embeddings=True, attention_head_dim=head_dim)
+    build_transformer("tiny", attention_head_dim=head_dim)  # sincos models take any head size

@@ -581,16 +581,35 @@ class LatentCacheDataset(Dataset):
 # ================================================================================================
 
 
+def _check_metadata_file(path: str) -> None:
+    """The metadata file parses as JSON; a syntax error names the file and the line before anything loads."""
+    file = Path(path)
+    if file.is_file():
+        try:
+            json.loads(file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"metadata {file} is not valid JSON: {error.msg} at line {error.lineno}, column "
+                             f"{error.colno}; fix it or write it again with cogfun prepare") from None
+
+
 def _run_cache(args: argparse.Namespace) -> int:
-    summary = cache_latents(
-        args.metadata, args.out, model=args.model, budget=args.budget, rule=args.rule,
-        base_size=args.base_size, max_frames=args.max_frames, frame_stride=args.frame_stride,
-        shard_size=args.shard_size, store_std=args.store_std, dtype=args.dtype,
-        device=args.device, model_dtype=args.model_dtype, vae_tiling=args.vae_tiling,
-        seed=args.seed, progress=not args.quiet, inpaint_masks=args.inpaint_masks,
-        mask_probabilities=args.mask_probabilities, num_ratios=args.num_ratios, min_ratio=args.min_ratio,
-        max_ratio=args.max_ratio,
-    )
+    from ..pipelines.validation import discard_new_folder
+
+    _check_metadata_file(args.metadata)
+    existed = Path(args.out).exists()
+    try:
+        summary = cache_latents(
+            args.metadata, args.out, model=args.model, budget=args.budget, rule=args.rule,
+            base_size=args.base_size, max_frames=args.max_frames, frame_stride=args.frame_stride,
+            shard_size=args.shard_size, store_std=args.store_std, dtype=args.dtype,
+            device=args.device, model_dtype=args.model_dtype, vae_tiling=args.vae_tiling,
+            seed=args.seed, progress=not args.quiet, inpaint_masks=args.inpaint_masks,
+            mask_probabilities=args.mask_probabilities, num_ratios=args.num_ratios, min_ratio=args.min_ratio,
+            max_ratio=args.max_ratio,
+        )
+    except ValueError:
+        discard_new_folder(args.out, existed)  # a refused run leaves no empty cache folder
+        raise
     buckets = ", ".join(f"{k}: {v}" for k, v in summary["buckets"].items())
     print(f"cached {summary['clips']} clips in {len(summary['buckets'])} buckets ({buckets}); "
           f"shards written {summary['shards_written']}, skipped {summary['shards_skipped']} "

@@ -180,6 +180,9 @@ class PrepareConfig:
             raise ValueError(
                 f"max_seconds_per_source must be > 0 or None (got {self.max_seconds_per_source})"
             )
+        if not self.scene_threshold > 0:
+            raise ValueError(f"scene_threshold must be > 0 (got {self.scene_threshold}); the content detector's "
+                             f"default is {DEFAULT_THRESHOLD}")
         if self.dedup_distance is not None and self.dedup_distance < 0:
             raise ValueError(f"dedup_distance must be >= 0 or None (got {self.dedup_distance})")
         if self.min_size < 0 or self.min_scene_frames < 1 or not 0 <= self.crf <= 51:
@@ -731,7 +734,14 @@ def _run_prepare(args: argparse.Namespace) -> int:
         require_caption=args.require_caption,
         crf=args.crf,
     )
-    summary = prepare_videos(args.src, args.dst, config, progress=not args.quiet)
+    from ..pipelines.validation import discard_new_folder
+
+    existed = Path(args.dst).exists()
+    try:
+        summary = prepare_videos(args.src, args.dst, config, progress=not args.quiet)
+    except ValueError:
+        discard_new_folder(args.dst, existed)  # a refused run leaves no empty DST
+        raise
     print(format_summary(summary))
     return 0
 

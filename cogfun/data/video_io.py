@@ -312,6 +312,130 @@ def read_video(
     return uint8_to_frames(np.stack(frames)), fps
 
 
+def frame_indices(
+    total: int,
+    source_fps: float,
+    start: int = 0,
+    stride: int | None = None,
+    sample_fps: float | None = None,
+    num_frames: int | None = None,
+) -> tuple[list[int], float]:
+    """The indices of the frames to use from a clip of ``total`` frames, and their frame rate.
+
+    Frames ``start, start + step, start + 2 * step, ...`` with ``step = stride`` or
+    ``source_fps / sample_fps`` (rounded to the nearest frame, as ffmpeg's ``fps`` filter does), at most
+    ``num_frames`` of them (``None``: all to the end).
+
+    Returns:
+        ``(indices, fps)``: 0-based frame indices and the rate of the picked frames, ``source_fps / step``.
+    """
+    from ..pipelines.validation import check_frame_window, check_num_frames
+
+    check_frame_window(start, stride, sample_fps)
+    if num_frames is not None and (not isinstance(num_frames, int) or num_frames < 1):
+        check_num_frames(num_frames)  # raises with the rule and the fix
+    if sample_fps is not None and sample_fps > source_fps:
+        raise ValueError(f"sample_fps={sample_fps:g} is above the source's {source_fps:g} fps (frames would repeat); "
+                         f"use sample_fps <= {source_fps:g}")
+    step = float(stride) if stride is not None else (source_fps / sample_fps if sample_fps else 1.0)
+    if start >= total:
+        raise ValueError(f"start={start} is past the end of the video ({total} frames); use start < {total}")
+    available = int((total - 1 - start) // step) + 1
+    if num_frames is not None and num_frames > available:
+        raise ValueError(
+            f"the video has {available} frames from start={start} with a step of {step:g} ({total} in all) but "
+            f"{num_frames} were asked for; ask for at most {available} (--num-frames), or lower --start or the step"
+        )
+    count = available if num_frames is None else num_frames
+    return [start + int(round(k * step)) for k in range(count)], source_fps / step
+
+
+def _decode_by_counting(container, stream, wanted: set[int], last: int) -> dict[int, np.ndarray]:
+    """Decode from the start, counting frames (GIFs, files whose timestamps cannot be trusted)."""
+    picked: dict[int, np.ndarray] = {}
+    for index, frame in enumerate(container.decode(stream)):
+        if index in wanted:
+            picked[index] = frame.to_ndarray(format="rgb24")  # (H, W, 3) uint8
+        if index >= last:
+            break
+    return picked
+
+
+def _decode_after_seek(container, stream, wanted: set[int], first: int, last: int, fps: float) -> dict[int, np.ndarray]:
+    """Seek to the keyframe at or before frame ``first``, then decode up to frame ``last`` (timestamps -> index)."""
+    time_base, origin = stream.time_base, stream.start_time or 0
+    if first > 0:
+        container.seek(origin + int(first / fps / time_base), stream=stream, backward=True, any_frame=False)
+    picked: dict[int, np.ndarray] = {}
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            return {}
+        index = int(round(float((frame.pts - origin) * time_base) * fps))
+        if index in wanted:
+            picked[index] = frame.to_ndarray(format="rgb24")  # (H, W, 3) uint8
+        if index >= last:
+            break
+    return picked
+
+
+def read_video_frames(
+    path: str | os.PathLike,
+    start: int = 0,
+    stride: int | None = None,
+    num_frames: int | None = None,
+    sample_fps: float | None = None,
+) -> tuple[np.ndarray, float]:
+    """Read only the frames used from a video: seek to ``start``, keep every ``stride``-th, stop after the last.
+
+    What ``cogfun generate --video --start --stride/--sample-fps --num-frames`` and the pipeline's video inputs
+    use: a 2.7 GB clip costs the frames asked for, not the whole file. The container is sought to the keyframe
+    before ``start`` (PyAV ``seek``); the frames in between are decoded (inter-frame codecs need them) but not
+    converted. Frame indices come from timestamps at the stream's average rate (constant frame rate assumed);
+    GIFs, and files where seeking misses a frame, are decoded from the start by counting instead.
+
+    Args:
+        path: a video file, an image, or a folder of images (those are read with :func:`read_video`).
+        start: index of the first frame used (0-based).
+        stride: use every ``stride``-th frame. Exclusive with ``sample_fps``.
+        num_frames: frames to return (``None``: all to the end); more than the clip holds is an error.
+        sample_fps: sample the clip at this rate (``<=`` the source's), e.g. 8 from a 25 fps clip.
+
+    Returns:
+        ``(frames, fps)``: float32 ``(F, H, W, 3)`` in [0, 1], and the rate of the returned frames (the source's
+        divided by the step: 25 fps with ``stride=2`` gives 12.5).
+    """
+    import av
+
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
+        info = probe_video(path)
+        indices, fps = frame_indices(info["num_frames"], info["fps"], start, stride, sample_fps, num_frames)
+        frames, _ = read_video(path, max_frames=indices[-1] + 1)  # image files: read up to the last one used
+        return frames[indices], fps
+    info = probe_video(path)  # raises a clear ValueError for a missing, empty or broken file
+    indices, fps = frame_indices(info["num_frames"], info["fps"], start, stride, sample_fps, num_frames)
+    wanted, first, last = set(indices), indices[0], indices[-1]
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            picked = {}
+            if path.suffix.lower() != ".gif":
+                picked = _decode_after_seek(container, stream, wanted, first, last, info["fps"])
+            if len(picked) != len(wanted):  # no timestamps, or the seek missed: count from the start
+                container.seek(0)
+                picked = _decode_by_counting(container, stream, wanted, last)
+    except ValueError as err:  # av.error.FFmpegError subclasses ValueError
+        raise _decode_error(path, err) from None
+    except (OSError, RuntimeError, EOFError) as err:
+        raise _decode_error(path, err) from None
+    if len(picked) != len(wanted):
+        got = max(picked, default=-1) + 1
+        raise ValueError(f"{path} ended after {got} decodable frames, before frame {last}; ask for fewer frames "
+                         f"(--num-frames) or an earlier --start")
+    return uint8_to_frames(np.stack([picked[i] for i in indices])), fps
+
+
 def probe_video(path: str | os.PathLike) -> dict:
     """Read a video's size, frame count, frame rate and duration without decoding pixels.
 
@@ -439,18 +563,22 @@ def write_video(
 
     # A Fraction keeps e.g. 8 fps exact in the container's time base.
     rate = Fraction(fps).limit_denominator(1001)
+    # Byte-reproducible files: the same frames give the same bytes on any machine. One encoder thread (x264
+    # and vp9 split work by thread count), and "bitexact" flags so that neither the encoder nor the muxer
+    # writes its version string, a creation date or random ids (matroska's segment UID).
     if ext == ".mp4":
         codec, pix_fmt = "libx264", "yuv420p"
-        options = {"crf": str(crf), "preset": "medium"}
+        options = {"crf": str(crf), "preset": "medium", "threads": "1"}
     elif ext == ".webm":
         codec, pix_fmt = "libvpx-vp9", "yuv420p"
-        options = {"crf": str(crf), "b:v": "0", "row-mt": "1", "cpu-used": "4"}
+        options = {"crf": str(crf), "b:v": "0", "cpu-used": "4", "threads": "1"}
     else:
         codec, pix_fmt, options = "gif", "pal8", {}
+    options["flags"] = "+bitexact"
 
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with av.open(str(path), mode="w") as container:
+        with av.open(str(path), mode="w", options={"fflags": "+bitexact"}) as container:
             stream = container.add_stream(codec, rate=rate, options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             for rgb in frames:

@@ -132,7 +132,10 @@ def load_experiment(name: str, experiments_dir: str | os.PathLike | None = None)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML: {error}") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{path} is not valid YAML: {problem}{where}; fix that line") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} must be a mapping with keys {', '.join(SPEC_KEYS)}")
     for key in data:

@@ -156,7 +156,8 @@ def attention_maps(transformer, hidden_states, encoder_hidden_states, timestep, 
         saved[i], recorders[i] = attn.processor, RecordingAttnProcessor()
         attn.set_processor(recorders[i])
     try:
-        transformer(hidden_states, encoder_hidden_states, timestep, inpaint_latents=inpaint_latents, return_dict=False)
+        transformer(hidden_states, encoder_hidden_states, timestep, inpaint_latents=inpaint_latents,
+                    image_rotary_emb=transformer.rope_for(hidden_states), return_dict=False)
     finally:
         for i in blocks:
             transformer.transformer_blocks[i].attn1.set_processor(saved[i])

@@ -63,7 +63,9 @@ def build_toy_tokenizer(words: Sequence[str], model_max_length: int = 16) -> T5T
       ("Red" is `<unk>` when only "red" is listed). Lowercase captions before tokenizing (the toy
       world's captions are lowercase) or list each spelling you need. A lowercasing normalizer
       is deliberately not added: `T5Tokenizer.from_pretrained` rebuilds its normalizer, so it
-      would be lost on a save/load round trip.
+      would be lost on a save/load round trip. The pipeline does it instead, where prompts are encoded
+      (``cogfun.pipelines.prompts``): a word unknown as written is read lower-cased and without trailing
+      ``.,!?;:``, and words still unknown, or cut at ``max_length``, are named in a warning.
     - `tokenizer(prompt)` appends `</s>` (add_special_tokens=True); with
       `padding="max_length", truncation=True` the ids are cut to `max_length - 1` tokens plus
       `</s>`, then padded on the right with `<pad>`.

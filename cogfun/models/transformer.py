@@ -142,6 +142,12 @@ class CogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
             raise ValueError(f"pos_embed_mode must be one of {POS_EMBED_MODES} (got {pos_embed_mode!r})")
         if rope_spacing not in ROPE_SPACINGS:
             raise ValueError(f"rope_spacing must be one of {ROPE_SPACINGS} (got {rope_spacing!r})")
+        if use_rotary_positional_embeddings and attention_head_dim % 16:
+            raise ValueError(
+                f"3D RoPE splits each head into frames (1/4), height (3/8) and width (3/8), each an even number of "
+                f"channels, so attention_head_dim must be a multiple of 16 (got {attention_head_dim}); try "
+                f"{max(16, attention_head_dim // 16 * 16)} or {attention_head_dim // 16 * 16 + 16}"
+            )
         super().__init__(
             num_attention_heads=num_attention_heads,
             attention_head_dim=attention_head_dim,
@@ -204,6 +210,15 @@ class CogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
         self.register_to_config(pos_embed_mode=mode)
         self.patch_embed.pos_embed_mode = mode
         self.patch_embed._pos_cache.clear()
+
+    def rope_for(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The rotary embeddings a forward on ``latents`` ``(B, F, C, H, W)`` needs: cached ``(cos, sin)`` on a
+        RoPE model, None on a sincos one. Pass the result as ``image_rotary_emb`` (what diffusers' pipeline does
+        with ``_prepare_rotary_positional_embeddings``; cogfun's spacing is ``config.rope_spacing``)."""
+        if not self.config.use_rotary_positional_embeddings:
+            return None
+        _, frames, _, height, width = latents.shape
+        return self.rotary_embeddings_for(frames, height, width, latents.device)
 
     def rotary_embeddings_for(
         self, latent_frames: int, latent_height: int, latent_width: int, device: torch.device | None = None
@@ -315,7 +330,8 @@ class CogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
             inpaint_latents: ``(B, F, 1 + C, H, W)`` = ``[mask | masked-video latents]``; ``None`` only for
                 a model with ``in_channels == C`` (plain CogVideoX).
             timestep_cond, ofs, attention_kwargs, return_dict: as in diffusers.
-            image_rotary_emb: RoPE ``(cos, sin)``; built and cached here when ``None`` on a RoPE model.
+            image_rotary_emb: RoPE ``(cos, sin)`` or None. As in diffusers, None applies no rotary embedding: the
+                caller builds it (``rope_for(latents)``, cached per grid; the pipeline and the trainer do).
 
         Returns:
             ``Transformer2DModelOutput(sample=(B, F, out_channels, H, W))`` or a 1-tuple.
@@ -326,12 +342,7 @@ class CogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
             inpaint_latents = inpaint_latents.to(hidden_states.dtype)
             hidden_states = torch.cat([hidden_states, inpaint_latents], dim=2)  # (B, F, in_channels, H, W)
 
-        # 2. Rotary embeddings (5B models): built once per grid.
-        if self.config.use_rotary_positional_embeddings and image_rotary_emb is None:
-            _, frames, _, height, width = hidden_states.shape
-            image_rotary_emb = self.rotary_embeddings_for(frames, height, width, hidden_states.device)
-
-        # 3. diffusers' forward: patch embedding (+ our cached sincos table), blocks, unpatchify.
+        # 2. diffusers' forward: patch embedding (+ our cached sincos table), blocks, unpatchify.
         return super().forward(
             hidden_states,
             encoder_hidden_states,

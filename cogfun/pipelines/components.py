@@ -112,6 +112,10 @@ def load_pipeline(model: str | os.PathLike | None = None, seed: int = 0, quiet: 
 
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
+    if os.path.isdir(model):
+        from .validation import check_model_folder
+
+        check_model_folder(model)  # a truncated safetensors or a bad config.json is named before loading
     try:
         return CogVideoXFunPipeline.from_pretrained(model)
     finally:

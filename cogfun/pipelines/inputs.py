@@ -19,29 +19,39 @@ import torch.nn.functional as F
 from ..buckets import aspect_ratio_buckets, nearest_bucket, resize_crop_box
 
 
-def _load(x: Any) -> Any:
+def _load(x: Any, max_frames: int | None = None) -> Any:
+    """A path -> ``(H, W, 3)`` image or ``(F, H, W, 3)`` frames in [0, 1] (at most ``max_frames`` decoded)."""
     if isinstance(x, (str, os.PathLike)):
-        from ..data.video_io import read_image, read_video
+        from ..data.video_io import probe_video, read_image, read_video_frames
+        from .validation import IMAGE_SUFFIXES
 
         path = str(x)
-        if path.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".webp")):
+        if path.lower().endswith(IMAGE_SUFFIXES):
             return read_image(path)  # (H, W, 3) in [0, 1]
-        return read_video(path)[0]  # (F, H, W, 3) in [0, 1]
+        total = probe_video(path)["num_frames"]
+        return read_video_frames(path, num_frames=min(total, max_frames or total))[0]  # (F, H, W, 3) in [0, 1]
     return x
 
 
-def _to_unit_tensor(x: Any) -> torch.Tensor:
+def _to_unit_tensor(x: Any, max_frames: int | None = None) -> torch.Tensor:
     """Anything image-like -> float tensor (..., 3, H, W) in [-1, 1]."""
-    x = _load(x)
+    x = _load(x, max_frames)
     if hasattr(x, "convert") and hasattr(x, "size"):  # PIL image
         x = np.asarray(x.convert("RGB"))
     if isinstance(x, (list, tuple)) and x and hasattr(x[0], "convert"):  # list of PIL frames
         x = np.stack([np.asarray(f.convert("RGB")) for f in x])
     if isinstance(x, np.ndarray):  # channels last, [0, 1] float or uint8
+        if x.ndim < 3 or x.shape[-1] not in (3, 4):
+            raise ValueError(f"an image array must be (H, W, 3) and a video array (F, H, W, 3), RGB channels last "
+                             f"(got shape {x.shape}); for grey pixels use np.repeat(x[..., None], 3, axis=-1)")
+        x = x[..., :3]  # an alpha channel is dropped, as read_image does
         array = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
         tensor = torch.from_numpy(np.ascontiguousarray(array)).movedim(-1, -3)  # (..., 3, H, W)
         return tensor * 2 - 1
     if isinstance(x, torch.Tensor):  # channels first, already in [-1, 1]
+        if x.ndim < 3:
+            raise ValueError(f"an image tensor must be (3, H, W) and a video (B, 3, F, H, W), in [-1, 1] "
+                             f"(got shape {tuple(x.shape)})")
         return x.float()
     raise ValueError(f"cannot read an image/video from {type(x).__name__}; give a path, PIL image, array or tensor")
 
@@ -66,6 +76,10 @@ def fit_to_size(pixels: torch.Tensor, height: int, width: int, what: str = "imag
 
 def as_image(image: Any, height: int | None = None, width: int | None = None) -> torch.Tensor:
     """An image as ``(3, H, W)`` in [-1, 1], fitted to ``height x width`` when given."""
+    if isinstance(image, (str, os.PathLike)):
+        from .validation import check_image_file
+
+        check_image_file(image)  # an animated GIF or a video is refused, not cut to its first frame
     pixels = _to_unit_tensor(image)
     if pixels.ndim == 4 and pixels.shape[0] == 1:
         pixels = pixels[0]
@@ -74,9 +88,14 @@ def as_image(image: Any, height: int | None = None, width: int | None = None) ->
     return fit_to_size(pixels, height, width) if height and width else pixels
 
 
-def as_video(video: Any, height: int | None = None, width: int | None = None) -> torch.Tensor:
-    """A video as ``(1, 3, F, H, W)`` in [-1, 1] (tensors may already be ``(B, 3, F, H, W)``)."""
-    pixels = _to_unit_tensor(video)
+def as_video(video: Any, height: int | None = None, width: int | None = None,
+             max_frames: int | None = None) -> torch.Tensor:
+    """A video as ``(1, 3, F, H, W)`` in [-1, 1] (tensors may already be ``(B, 3, F, H, W)``).
+
+    A video file is decoded only up to ``max_frames`` frames (``read_video_frames``; pick a window of a long clip
+    with its ``start``/``stride``/``sample_fps`` and pass the frames).
+    """
+    pixels = _to_unit_tensor(video, max_frames)
     if isinstance(video, torch.Tensor) and pixels.ndim == 5:
         out = pixels  # (B, 3, F, H, W) as the pipeline's own layout
     elif pixels.ndim == 4 and pixels.shape[1] == 3:  # (F, 3, H, W) from channels-last frames
@@ -91,6 +110,23 @@ def as_video(video: Any, height: int | None = None, width: int | None = None) ->
     if height and width:
         out = fit_to_size(out.transpose(1, 2), height, width, "video").transpose(1, 2)
     return out
+
+
+def fit_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Resize a mask with its video: the same cover-and-centre-crop box, nearest pixels (values stay 0/1).
+
+    A mask drawn at the source video's size thus stays on the same pixels when the video is resized to
+    ``height x width``.
+    """
+    src_h, src_w = mask.shape[-2:]
+    if (src_h, src_w) == (height, width):
+        return mask
+    box = resize_crop_box(src_h, src_w, height, width)
+    lead = mask.shape[:-2]
+    flat = mask.float().reshape(-1, 1, src_h, src_w)
+    flat = F.interpolate(flat, size=(box.resize_h, box.resize_w), mode="nearest-exact")
+    flat = flat[..., box.top : box.top + height, box.left : box.left + width]
+    return flat.reshape(*lead, height, width)
 
 
 #: VideoX-Fun binarises mask images at 240 of 255 (``get_video_to_video_latent``): a grey, anti-aliased or
@@ -140,6 +176,9 @@ def size_from_image(image: Any, base_size: int = 512, multiple: int = 16) -> tup
     Returns:
         ``(height, width)``, multiples of ``multiple``.
     """
+    if not isinstance(base_size, int) or isinstance(base_size, bool) or base_size < multiple:
+        raise ValueError(f"base_size (--size-from-image) is the side of the square around which the size is "
+                         f"picked, a whole number >= {multiple} (got {base_size!r}); e.g. 512, or 64 for the toy model")
     pixels = _to_unit_tensor(image)
     h, w = pixels.shape[-2:]
     return nearest_bucket(h, w, aspect_ratio_buckets(base_size=base_size, multiple=multiple))

@@ -13,6 +13,7 @@ timestep)  5. inpaint latents ``[mask | masked-video latents]``  6. denoising lo
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import warnings
@@ -29,14 +30,17 @@ from .. import masks as M
 from ..models.cpu_batching import run_as_pair
 from ..models.transformer import CogVideoXFunTransformer3DModel
 from .generation_defaults import RELEASED_DEFAULTS, GenerationDefaults, load_generation_defaults, save_generation_defaults
-from .inputs import as_image, as_mask, as_video
+from . import validation as V
+from .inputs import as_image, as_mask, as_video, fit_mask
+from .lora_loading import CogVideoXFunLoraLoaderMixin
+from .prompts import prepare_prompts
 from .samplers import make_scheduler, sampler_name
 
 COMPONENTS = ("tokenizer", "text_encoder", "vae", "transformer", "scheduler")
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 
 
-class CogVideoXFunPipeline(DiffusionPipeline):
+class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
     """CogVideoX-Fun generation: text, image, start+end, video-to-video, inpaint (and long video).
 
     Args:
@@ -45,6 +49,9 @@ class CogVideoXFunPipeline(DiffusionPipeline):
         vae: ``AutoencoderKLCogVideoX``.
         transformer: ``CogVideoXFunTransformer3DModel`` (33 input channels).
         scheduler: any sampler of ``cogfun.pipelines.samplers`` (``set_sampler`` switches by name).
+
+    LoRA: diffusers' loader (``load_lora_weights``, ``set_adapters``, ``fuse_lora``, ``unload_lora_weights``)
+    for diffusers, finetrainers and VideoX-Fun files (``cogfun.pipelines.lora_loading``).
     """
 
     model_cpu_offload_seq = "text_encoder->transformer->vae"
@@ -130,7 +137,8 @@ class CogVideoXFunPipeline(DiffusionPipeline):
     # Prompt
     # --------------------------------------------------------------------------------------------
 
-    def _t5_embeds(self, prompts: list[str], max_length: int, device, dtype) -> torch.Tensor:
+    def _t5_embeds(self, prompts: list[str], max_length: int, device, dtype, what: str = "prompt") -> torch.Tensor:
+        prompts = prepare_prompts(self.tokenizer, prompts, max_length, what)  # warns on unknown or cut words
         ids = self.tokenizer(
             prompts, padding="max_length", max_length=max_length, truncation=True, add_special_tokens=True,
             return_tensors="pt",
@@ -163,7 +171,7 @@ class CogVideoXFunPipeline(DiffusionPipeline):
             negatives = [negative] * batch if isinstance(negative, str) else list(negative)
             if len(negatives) != batch:
                 raise ValueError(f"negative_prompt has {len(negatives)} entries but prompt has {batch}; give one per prompt")
-            negative_prompt_embeds = self._t5_embeds(negatives, max_length, device, dtype)
+            negative_prompt_embeds = self._t5_embeds(negatives, max_length, device, dtype, "negative prompt")
         if negative_prompt_embeds is not None:
             negative_prompt_embeds = negative_prompt_embeds.to(device, dtype).repeat_interleave(
                 num_videos_per_prompt, dim=0
@@ -175,16 +183,11 @@ class CogVideoXFunPipeline(DiffusionPipeline):
     # --------------------------------------------------------------------------------------------
 
     def check_inputs(self, prompt, prompt_embeds, height, width, num_frames, strength, video, output_type, steps):
-        if prompt is None and prompt_embeds is None:
-            raise ValueError("give a prompt or prompt_embeds")
-        if height % 16 or width % 16:
-            raise ValueError(
-                f"height and width must be multiples of 16 (got {height}x{width}); try "
-                f"{max(16, round(height / 16) * 16)}x{max(16, round(width / 16) * 16)}"
-            )
-        if num_frames < 1 or (num_frames - 1) % self.vae_scale_factor_temporal:
-            k = max(0, (num_frames - 1) // 4)
-            raise ValueError(f"num_frames must be 4k+1 (got {num_frames}); try {4 * k + 1} or {4 * k + 5}")
+        """The resolved arguments (defaults filled in); the given ones were checked by ``check_arguments``."""
+        V.check_prompt(prompt, required=prompt_embeds is None)
+        V.check_size("height", height)
+        V.check_size("width", width)
+        V.check_num_frames(num_frames)
         p_t = self.transformer.config.patch_size_t
         latent_frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
         if p_t is not None and latent_frames % p_t:
@@ -192,14 +195,55 @@ class CogVideoXFunPipeline(DiffusionPipeline):
                 f"this transformer (patch_size_t={p_t}) needs an even number of latent frames; {num_frames} frames "
                 f"give {latent_frames}: try {num_frames + 4} frames"
             )
-        if not 0 < strength <= 1:
-            raise ValueError(f"strength must be in (0, 1] (got {strength}); 1 starts from pure noise")
+        V.check_strength(strength)
         if strength < 1 and video is None:
             raise ValueError("strength < 1 (video-to-video) needs a video to start from")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES} (got {output_type!r})")
-        if steps < 1:
-            raise ValueError(f"num_inference_steps must be >= 1 (got {steps})")
+        V.check_steps(steps)
+
+    @staticmethod
+    def check_arguments(prompt=None, negative_prompt=None, height=None, width=None, num_frames=None,
+                        num_inference_steps=None, guidance_scale=None, strength=None, latents=None,
+                        prompt_embeds=None, negative_prompt_embeds=None) -> None:
+        """Check what the caller gave, before anything runs: ``None`` means the default, anything else must be
+        valid (``num_frames=0`` or ``height=0`` is an error, never the default). Raises ``ValueError``."""
+        V.check_prompt(prompt, required=prompt_embeds is None)
+        V.check_prompt(negative_prompt, "negative_prompt", required=False)
+        V.check_size("height", height)
+        V.check_size("width", width)
+        V.check_num_frames(num_frames)
+        V.check_steps(num_inference_steps)
+        V.check_guidance(guidance_scale)
+        V.check_strength(strength)
+        for name, tensor in (("latents", latents), ("prompt_embeds", prompt_embeds),
+                             ("negative_prompt_embeds", negative_prompt_embeds)):
+            V.check_finite(name, tensor)
+
+    def _fit_frames(self, video: torch.Tensor, num_frames: int | None) -> torch.Tensor:
+        """Trim a ``(B, 3, F, H, W)`` video to ``num_frames``, or (None) to the model's length, saying so.
+
+        Given ``num_frames``, the first ``num_frames`` frames are used (fewer frames than that is an error naming
+        the most there are). Without it a clip longer than the model's default length
+        (``generation_defaults.num_frames``), or not 4k+1 frames long, is cut to its first frames with a warning.
+        """
+        total = video.shape[2]
+        if num_frames is not None:
+            if total < num_frames:
+                most = (total - 1) // 4 * 4 + 1
+                raise ValueError(f"the video has {total} frames but num_frames={num_frames}; pass num_frames <= "
+                                 f"{total} (4k+1: {most}), or a longer clip")
+            return video[:, :, :num_frames]
+        used = min(total, self.generation_defaults.num_frames)
+        used = (used - 1) // 4 * 4 + 1  # 4k+1
+        if used != total:
+            warnings.warn(
+                f"the video has {total} frames; using its first {used} (the model takes 4k+1 frames, "
+                f"{self.generation_defaults.num_frames} by default); pass num_frames, pick frames with "
+                f"cogfun.data.video_io.read_video_frames(path, start, stride, num_frames), or use long_video",
+                stacklevel=3,
+            )
+        return video[:, :, :used]
 
     def get_timesteps(self, num_inference_steps: int, strength: float, device) -> tuple[torch.Tensor, int]:
         """The sampler's timesteps from ``strength`` on: SDEdit skips the first ``(1 - strength)`` of them."""
@@ -253,6 +297,25 @@ class CogVideoXFunPipeline(DiffusionPipeline):
     # The one call
     # --------------------------------------------------------------------------------------------
 
+    @property
+    def current_timestep(self):
+        """The timestep being denoised (None outside the loop): diffusers' cache hooks ask for it."""
+        return getattr(self, "_current_timestep", None)
+
+    def _rope_for(self, latents: torch.Tensor):
+        """The rotary embeddings for ``latents`` (built and cached by the transformer; None for sincos models)."""
+        if hasattr(self.transformer, "rope_for"):
+            return self.transformer.rope_for(latents)
+        return None
+
+    def _cache_context(self, step_index: int, num_steps: int, timestep):
+        """diffusers' cache context around one transformer call (one call holds both CFG halves, as in
+        diffusers' CogVideoX pipeline), or a no-op for a transformer without ``CacheMixin``."""
+        if not hasattr(self.transformer, "cache_context"):
+            return contextlib.nullcontext()
+        return self.transformer.cache_context("cond_uncond", step_index=step_index, num_inference_steps=num_steps,
+                                              timestep=timestep)
+
     @torch.no_grad()
     def __call__(
         self,
@@ -260,7 +323,7 @@ class CogVideoXFunPipeline(DiffusionPipeline):
         negative_prompt: str | list[str] | None = None,
         video: Any = None,
         mask_video: Any = None,
-        strength: float = 1.0,
+        strength: float | None = None,
         height: int | None = None,
         width: int | None = None,
         num_frames: int | None = None,
@@ -281,6 +344,7 @@ class CogVideoXFunPipeline(DiffusionPipeline):
         resize_method: str = "reference",
         mask_threshold: int = 240,
         video_latents: str = "sample",
+        paste_kept: bool = False,
     ):
         """Generate videos. Every mode goes through here.
 
@@ -291,15 +355,16 @@ class CogVideoXFunPipeline(DiffusionPipeline):
             mask_video: 1 (or 255) where pixels are regenerated: one image tiled over frames or one per
                 frame (see ``cogfun.masks.inpaint``). ``None`` with a video: regenerate everything
                 (video-to-video).
-            strength: in (0, 1]; below 1 the video is noised to the matching timestep and the first
+            strength: in (0, 1] (None: 1); below 1 the video is noised to the matching timestep and the first
                 ``(1 - strength)`` of the steps are skipped (SDEdit). Video-to-video uses 0.70.
             height, width: output size (multiples of 16); default the video's size, else the model's
                 ``generation_defaults``, else the transformer's sample size. A size or length outside the
                 model's ``trained_sizes`` is generated with a warning.
-            num_frames: 4k+1; default the video's length, else the model's default (49 for released
-                checkpoints).
-            num_inference_steps, guidance_scale: sampler steps and classifier-free guidance (> 1 enables it);
-                default the model's (50 and 6.0 for released checkpoints).
+            num_frames: 4k+1; given with a longer video, its first ``num_frames`` frames are used. Default: the
+                video's length cut to 4k+1 and to the model's default length (with a warning when cut), else
+                the model's default (49 for released checkpoints). A video path is decoded only that far.
+            num_inference_steps, guidance_scale: sampler steps (>= 1) and classifier-free guidance (>= 1;
+                1 switches it off); default the model's (50 and 6.0 for released checkpoints).
             noise_aug_strength: sigma of the noise added to the kept video before encoding, when the
                 transformer's config sets ``add_noise_in_inpaint_model`` (0 disables).
             generator, latents: randomness; ``latents`` ``(B, F_lat, 16, h, w)`` replaces the initial noise.
@@ -315,23 +380,38 @@ class CogVideoXFunPipeline(DiffusionPipeline):
             video_latents: video-to-video (``strength < 1``) starts from a ``"sample"`` of the VAE posterior
                 drawn with ``generator`` (diffusers and the reference), or from its ``"mode"`` (for study).
             mask_threshold: 8-bit masks (files, PIL, uint8 arrays) regenerate where ``>= mask_threshold``
-                (the reference's 240 of 255); float masks are binarised at 0.5.
+                (the reference's 240 of 255); float masks are binarised at 0.5. A mask that keeps everything is
+                an error (nothing to regenerate). A mask of another size than ``height x width`` (e.g. drawn at
+                the source video's size) is resized and cropped with the video, nearest pixels.
+            paste_kept: paste the kept pixels (mask 0) of the input back into the output after decoding, so they
+                are the input exactly (the VAE otherwise returns them only approximately, and the seam shows).
+
+        Invalid arguments raise ``ValueError`` before any work (``check_arguments``); prompts with words the
+        tokenizer does not know, or longer than the model's text length, warn naming the words.
 
         Returns:
             ``CogVideoXFunOutput(frames=...)`` or a 1-tuple.
         """
-        # 1. Inputs: the mode is the (video, mask) pair.
-        if video is not None:
-            video = as_video(video)
-            height = height or video.shape[-2]
-            width = width or video.shape[-1]
-            num_frames = num_frames or video.shape[2]
+        # 1. Inputs: the mode is the (video, mask) pair. What was given is checked first; None = the default.
+        self.check_arguments(prompt, negative_prompt, height, width, num_frames, num_inference_steps,
+                             guidance_scale, strength, latents, prompt_embeds, negative_prompt_embeds)
+        strength = 1.0 if strength is None else strength
         defaults = self.generation_defaults
+        if video is not None:
+            video = as_video(video, max_frames=defaults.num_frames if num_frames is None else num_frames)
+            video = self._fit_frames(video, num_frames)
+            if height is None and width is None:
+                V.check_input_size(video.shape[-2], video.shape[-1], "video")
+            height = video.shape[-2] if height is None else height
+            width = video.shape[-1] if width is None else width
+            num_frames = video.shape[2]
         if height is None and width is None and defaults.height is not None:
             height, width = defaults.height, defaults.width
-        height = height or self.transformer.config.sample_height * self.vae_scale_factor_spatial
-        width = width or self.transformer.config.sample_width * self.vae_scale_factor_spatial
-        num_frames = num_frames or defaults.num_frames
+        if height is None:
+            height = self.transformer.config.sample_height * self.vae_scale_factor_spatial
+        if width is None:
+            width = self.transformer.config.sample_width * self.vae_scale_factor_spatial
+        num_frames = defaults.num_frames if num_frames is None else num_frames
         num_inference_steps = defaults.num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
         untrained = defaults.untrained(height, width, num_frames)
@@ -345,16 +425,17 @@ class CogVideoXFunPipeline(DiffusionPipeline):
         batch *= num_videos_per_prompt
         if video is not None:
             video = as_video(video, height, width)
-            if video.shape[2] != num_frames:
-                raise ValueError(
-                    f"the video has {video.shape[2]} frames but num_frames={num_frames}; trim the video or pass "
-                    f"num_frames={video.shape[2]}"
-                )
             if video.shape[0] not in (1, batch):
                 raise ValueError(f"video batch {video.shape[0]} must be 1 or the number of videos {batch}")
             video = video.expand(batch, -1, -1, -1, -1)
-            mask = torch.ones(1, 1, num_frames, height, width) if mask_video is None else as_mask(mask_video, mask_threshold)
-            cond = M.inpaint(video, mask) if mask_video is not None else M.video_to_video(video)
+            if mask_video is None:
+                cond = M.video_to_video(video)
+            else:
+                mask = fit_mask(as_mask(mask_video, mask_threshold), height, width)  # resized with the video
+                if mask.ndim >= 3 and mask.shape[-3] > num_frames and mask.shape[-3] != 1:  # a longer mask clip
+                    mask = mask[..., :num_frames, :, :]
+                cond = M.inpaint(video, mask)
+                V.check_mask_coverage(cond.mask)
         else:
             cond = M.text_to_video(num_frames, height, width, batch_size=batch)
 
@@ -412,17 +493,21 @@ class CogVideoXFunPipeline(DiffusionPipeline):
             step_kwargs["generator"] = generator
         old_pred_original_sample = None
         self._num_timesteps = len(timesteps)
+        rope = self._rope_for(latents)  # 3D RoPE of the latent grid (5B models), None for sincos ones
         with self.progress_bar(total=num_steps) as progress:
             for i, t in enumerate(timesteps):
+                self._current_timestep = t  # read by diffusers' cache hooks (cogfun.pipelines.speed_levers)
                 model_input = torch.cat([latents, latents]) if do_cfg else latents
                 model_input = self.scheduler.scale_model_input(model_input, t)
-                prediction = self.transformer(
-                    hidden_states=model_input,
-                    encoder_hidden_states=text,
-                    timestep=t.expand(model_input.shape[0]),
-                    inpaint_latents=inpaint_in,
-                    return_dict=False,
-                )[0].float()
+                with self._cache_context(i, num_steps, t):
+                    prediction = self.transformer(
+                        hidden_states=model_input,
+                        encoder_hidden_states=text,
+                        timestep=t.expand(model_input.shape[0]),
+                        inpaint_latents=inpaint_in,
+                        image_rotary_emb=rope,
+                        return_dict=False,
+                    )[0].float()
                 if do_cfg:
                     uncond, cond_pred = prediction.chunk(2)
                     prediction = uncond + guidance_scale * (cond_pred - uncond)
@@ -440,12 +525,16 @@ class CogVideoXFunPipeline(DiffusionPipeline):
                     out = callback_on_step_end(self, i, t, {k: tensors[k] for k in callback_on_step_end_tensor_inputs})
                     latents = (out or {}).get("latents", latents)
                 progress.update()
+        self._current_timestep = None
 
         # 7. Decode.
         if output_type == "latent":
             frames = latents
         else:
             pixels = self.decode_latents(latents)  # (B, 3, F, H, W)
+            if paste_kept and cond.video is not None:  # kept pixels (mask 0) are the input's exactly
+                keep = cond.mask.to(pixels.device) < 0.5  # (B, 1, F, H, W)
+                pixels = torch.where(keep, cond.video.to(pixels.device, pixels.dtype), pixels)
             frames = self.video_processor.postprocess_video(video=pixels.float(), output_type=output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
@@ -468,16 +557,21 @@ class CogVideoXFunPipeline(DiffusionPipeline):
         The image is fitted to ``height x width`` (resize to cover + centre crop, with a warning) when they
         disagree; by default the output takes the image's size.
         """
+        self.check_arguments(prompt, kwargs.get("negative_prompt"), height, width, num_frames,
+                             kwargs.get("num_inference_steps"), kwargs.get("guidance_scale"))
         start = as_image(image)
-        num_frames = num_frames or self.generation_defaults.num_frames
-        height, width = height or start.shape[-2], width or start.shape[-1]
+        num_frames = self.generation_defaults.num_frames if num_frames is None else num_frames
+        if height is None and width is None:
+            V.check_input_size(start.shape[-2], start.shape[-1], "image")
+        height = start.shape[-2] if height is None else height
+        width = start.shape[-1] if width is None else width
         start = as_image(start, height, width)
         end = None if end_image is None else as_image(end_image, height, width)
         cond = M.image_to_video(start, num_frames, end_image=end)
         return self(prompt=prompt, video=cond.video, mask_video=cond.mask, height=height, width=width,
                     num_frames=num_frames, **kwargs)
 
-    def video_to_video(self, prompt: str | list[str], video: Any, strength: float = 0.70, **kwargs: Any):
+    def video_to_video(self, prompt: str | list[str], video: Any, strength: float | None = 0.70, **kwargs: Any):
         """Video-to-video (SDEdit): everything regenerated, starting from the video noised to ``strength``."""
         return self(prompt=prompt, video=video, mask_video=None, strength=strength, **kwargs)
 

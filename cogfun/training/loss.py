@@ -353,7 +353,11 @@ def v_prediction_loss(
             f"prediction_type {scheduler.config.prediction_type!r} is not trained here; use "
             "v_prediction (CogVideoX) or epsilon"
         )
-    pred = transformer(noisy, encoder_hidden_states, timesteps, inpaint_latents=inpaint, return_dict=False)[0]
+    model = getattr(getattr(transformer, "module", transformer), "_orig_mod", None) or getattr(
+        transformer, "module", transformer)  # unwrapped from DDP / torch.compile, for its config and RoPE cache
+    rope = model.rope_for(noisy) if hasattr(model, "rope_for") else None
+    pred = transformer(noisy, encoder_hidden_states, timesteps, inpaint_latents=inpaint, image_rotary_emb=rope,
+                       return_dict=False)[0]
     if weighting == "uniform":
         loss = F.mse_loss(pred.float(), target.float(), reduction="mean")
     else:

@@ -3,7 +3,7 @@ reach a low loss on them and regenerate each recognisably from its prompt. If it
 method (data path, conditioning, sampler), not in the budget.
 
     .venv/bin/python experiments/toy-model/overfit_check.py [--steps 600] [--threads 1] [--init adaln-zero]
-        [--lr 5e-4] [--max-grad-norm 1.0] [--t2v-prob 0.35] [--loss-weighting capped-snr]
+        [--lr 5e-4] [--max-grad-norm 1.0] [--t2v-prob 0.35] [--loss-weighting capped-snr] [--ema]
 
 Uses the recipe's VAE and T5 (experiments/runs/toy-init/model) with a fresh transformer (seed 0, the given
 initialisation) and the recipe's cache path (3 cached masks per clip). Writes into
@@ -47,11 +47,13 @@ def main() -> None:
     parser.add_argument("--max-grad-norm", type=float, default=1.0)
     parser.add_argument("--t2v-prob", type=float, default=0.35)
     parser.add_argument("--loss-weighting", choices=LOSS_WEIGHTINGS, default="uniform")
+    parser.add_argument("--ema", action="store_true", help="export the EMA weights (diffusers' EMAModel, decay "
+                        "min(0.9999, (1 + step) / (10 + step)))")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path("experiments/runs/overfit-check") / (
         f"{args.init}-lr{args.lr:g}-clip{args.max_grad_norm:g}-t2v{args.t2v_prob:g}"
-        + ("" if args.loss_weighting == "uniform" else f"-{args.loss_weighting}"))
+        + ("" if args.loss_weighting == "uniform" else f"-{args.loss_weighting}") + ("-ema" if args.ema else ""))
     out.mkdir(parents=True, exist_ok=True)
     init = out / "init"  # the recipe's VAE and T5, a fresh transformer with the asked initialisation
     if not (init / "model_index.json").exists():
@@ -80,7 +82,7 @@ def main() -> None:
             name="run", output_dir=str(out), run_name="r", pretrained=str(init), latent_cache=str(out / "cache"),
             batch_size=6, max_steps=steps, learning_rate=args.lr, lr_scheduler="constant_with_warmup",
             lr_warmup_steps=20, max_grad_norm=args.max_grad_norm, t2v_prob=args.t2v_prob,
-            loss_weighting=args.loss_weighting, checkpointing_steps=steps, num_threads=args.threads, cpu=True)
+            loss_weighting=args.loss_weighting, use_ema=args.ema, checkpointing_steps=steps, num_threads=args.threads, cpu=True)
         run = train(config, resume=True)
         model = run / f"model-{steps}"
         (run / "model").rename(model)
@@ -88,7 +90,7 @@ def main() -> None:
         losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()][:steps]
         block = max(1, len(losses) // 10)
         summary = dict(steps=steps, init=args.init, lr=args.lr, max_grad_norm=args.max_grad_norm,
-                       t2v_prob=args.t2v_prob, loss_weighting=args.loss_weighting,
+                       t2v_prob=args.t2v_prob, loss_weighting=args.loss_weighting, ema=args.ema,
                        loss_blocks=[round(float(np.mean(losses[i:i + block])), 4) for i in range(0, len(losses), block)],
                        x0_error_by_timestep=x0_error_by_timestep(model, out / "cache"), **summary)
         (out / f"result-{steps}.json").write_text(json.dumps(summary, indent=1))
