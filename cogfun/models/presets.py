@@ -7,7 +7,9 @@ Real sizes are built on the meta device (no memory, no weights) unless asked oth
 Sizes follow the released configs (docs/design.md 1.7): 2B = 30 heads x 64, 30 layers, sincos PE;
 5B = 48 heads x 64, 42 layers, 3D RoPE; V1.5 adds ``patch_size_t=2`` and ``patch_bias=False``. The V1.5
 sample grid is CogVideoX1.5's (300 x 300 latents, 81 frames, RoPE "slice" grid); a real checkpoint's
-``config.json`` always wins over a preset.
+``config.json`` always wins over a preset. The V1.1 Control and Pose checkpoints are the 2B and 5B models with
+32 input channels (noisy + control-video latents, no mask channel; the pipeline's ``control_video``); Control and
+Pose share one architecture and differ only in their weights.
 """
 
 from __future__ import annotations
@@ -108,9 +110,39 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
         use_rotary_positional_embeddings=True,
         add_noise_in_inpaint_model=True,
     ),
+    # V1.1 2B Control and 2B Pose: the 2B model, 32 input channels.
+    "cogvideox-fun-v1.1-2b-control": dict(
+        num_attention_heads=30,
+        attention_head_dim=64,
+        in_channels=32,
+        out_channels=16,
+        num_layers=30,
+        sample_width=90,
+        sample_height=60,
+        sample_frames=49,
+        use_rotary_positional_embeddings=False,
+    ),
+    # V1.1 5B Control and 5B Pose: the 5B model, 32 input channels.
+    "cogvideox-fun-v1.1-5b-control": dict(
+        num_attention_heads=48,
+        attention_head_dim=64,
+        in_channels=32,
+        out_channels=16,
+        num_layers=42,
+        sample_width=90,
+        sample_height=60,
+        sample_frames=49,
+        use_rotary_positional_embeddings=True,
+    ),
 }
 
-REAL_PRESETS = ("cogvideox-fun-2b-inp", "cogvideox-fun-5b-inp", "cogvideox-fun-v1.5-5b-inp")
+REAL_PRESETS = (
+    "cogvideox-fun-2b-inp",
+    "cogvideox-fun-5b-inp",
+    "cogvideox-fun-v1.5-5b-inp",
+    "cogvideox-fun-v1.1-2b-control",
+    "cogvideox-fun-v1.1-5b-control",
+)
 
 
 def transformer_config(name: str, **overrides: Any) -> dict[str, Any]:

@@ -6,8 +6,10 @@ does text-to-video, image-to-video, start+end frames, video-to-video, inpainting
 (docs/design.md 1.1). Everything else is diffusers' ``CogVideoXTransformer3DModel``: we subclass it, keep its
 ``CogVideoXBlock`` and its parameter names (released checkpoints load key for key) and change three things:
 
-1. ``forward`` takes ``inpaint_latents`` ``(B, F, 1 + C, H, W)`` and concatenates them after the noisy
-   latents, with checks that name the fix when shapes disagree.
+1. ``forward`` takes ``inpaint_latents`` ``(B, F, 1 + C, H, W)`` (InP models, 33 channels) or
+   ``control_latents`` ``(B, F, C, H, W)`` (Control and Pose models, 32 channels: the control video's latents)
+   and concatenates them after the noisy latents, as the reference does, with checks that name the fix when
+   shapes disagree.
 2. The sincos positional table at a grid other than the sample grid follows ``pos_embed_mode``
    (``interpolate`` by default, what CogVideoX-Fun checkpoints expect; see ``positional_embeddings``), and
    is computed once per grid and cached instead of rebuilt on every forward as diffusers does.
@@ -253,6 +255,7 @@ class CogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
         inpaint_latents: torch.Tensor | None,
+        control_latents: torch.Tensor | None = None,
     ) -> None:
         """Raise a ``ValueError`` that names the fix for every input the model cannot take."""
         cfg = self.config
@@ -284,6 +287,27 @@ class CogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
                 f"encoder_hidden_states width must be text_embed_dim={cfg.text_embed_dim} "
                 f"(got {encoder_hidden_states.shape[-1]}); use the text encoder this transformer was trained with"
             )
+        if control_latents is not None:
+            if control_latents.ndim != 5 or (
+                control_latents.shape[0],
+                control_latents.shape[1],
+                *control_latents.shape[3:],
+            ) != (batch, frames, height, width):
+                raise ValueError(
+                    f"control_latents must be (B, F, C, H, W) = ({batch}, {frames}, {cfg.in_channels - channels}, "
+                    f"{height}, {width}) to match the latents (got {tuple(control_latents.shape)}); encode the "
+                    f"control video with the VAE at the output size and length"
+                )
+            in_given = channels + control_latents.shape[2]
+            in_given += 0 if inpaint_latents is None else inpaint_latents.shape[2]
+            if in_given != cfg.in_channels:
+                raise ValueError(
+                    f"the model takes in_channels={cfg.in_channels} but got {channels} latent channels + "
+                    f"{in_given - channels} conditioning channels; control_latents drive Control/Pose models "
+                    f"(in_channels = 2 x {channels}); an InP model (in_channels={channels} + 1 + {channels}) takes "
+                    f"inpaint_latents instead"
+                )
+            return
         in_given = channels + (0 if inpaint_latents is None else inpaint_latents.shape[2])
         if inpaint_latents is not None:
             if inpaint_latents.ndim != 5 or (
@@ -319,6 +343,7 @@ class CogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
         image_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
         attention_kwargs: dict[str, Any] | None = None,
         return_dict: bool = True,
+        control_latents: torch.Tensor | None = None,
     ):
         """Predict v (or noise) for noisy latents given the inpaint conditioning.
 
@@ -328,7 +353,10 @@ class CogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
                 ``L`` must be ``max_text_seq_length``.
             timestep: ``(B,)`` or a scalar, in ``[0, 1000)``.
             inpaint_latents: ``(B, F, 1 + C, H, W)`` = ``[mask | masked-video latents]``; ``None`` only for
-                a model with ``in_channels == C`` (plain CogVideoX).
+                a model with ``in_channels == C`` (plain CogVideoX) or a Control model.
+            control_latents: ``(B, F, C, H, W)`` scaled VAE latents of the control video (pose, depth, canny...),
+                for Control/Pose models (``in_channels == 2 C``); concatenated after the noisy latents (and
+                after ``inpaint_latents`` if both are given, the reference's order).
             timestep_cond, ofs, attention_kwargs, return_dict: as in diffusers.
             image_rotary_emb: RoPE ``(cos, sin)`` or None. As in diffusers, None applies no rotary embedding: the
                 caller builds it (``rope_for(latents)``, cached per grid; the pipeline and the trainer do).
@@ -336,11 +364,11 @@ class CogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
         Returns:
             ``Transformer2DModelOutput(sample=(B, F, out_channels, H, W))`` or a 1-tuple.
         """
-        # 1. Check inputs, then concatenate the inpaint channels after the noisy latents.
-        self.check_inputs(hidden_states, encoder_hidden_states, inpaint_latents)
-        if inpaint_latents is not None:
-            inpaint_latents = inpaint_latents.to(hidden_states.dtype)
-            hidden_states = torch.cat([hidden_states, inpaint_latents], dim=2)  # (B, F, in_channels, H, W)
+        # 1. Check inputs, then concatenate the inpaint or control channels after the noisy latents.
+        self.check_inputs(hidden_states, encoder_hidden_states, inpaint_latents, control_latents)
+        extra = [x.to(hidden_states.dtype) for x in (inpaint_latents, control_latents) if x is not None]
+        if extra:
+            hidden_states = torch.cat([hidden_states, *extra], dim=2)  # (B, F, in_channels, H, W)
 
         # 2. diffusers' forward: patch embedding (+ our cached sincos table), blocks, unpatchify.
         return super().forward(

@@ -3,12 +3,15 @@
 The reference (VideoX-Fun) and diffusers each ship a pipeline per task; here a mode is data: a pixel
 ``video`` and a ``mask_video`` (1 = regenerate) built by ``cogfun.masks`` (docs/design.md 1.2). The thin entry
 points (``text_to_video``, ``image_to_video``, ``video_to_video``, ``inpaint``) only build that pair and
-call ``__call__``; long videos are in ``long_video.py``.
+call ``__call__``; long videos are in ``long_video.py``. Control and Pose checkpoints (32 input channels) take a
+``control_video`` instead of ``(video, mask)``: its latents go where an InP model's inpaint latents go.
 
 ``__call__`` narrated:
 1. check inputs  2. encode the prompt (+ negative for classifier-free guidance)  3. timesteps (``strength``
 cuts the schedule for SDEdit)  4. initial latents (noise, or the encoded video noised to the first
-timestep)  5. inpaint latents ``[mask | masked-video latents]``  6. denoising loop  7. decode.
+timestep)  5. inpaint latents ``[mask | masked-video latents]`` (or, for a Control model, the control video's
+latents)  6. denoising loop  7. decode. V1.5 models (``patch_size_t=2``) take an even number of latent frames:
+an odd count is padded at the start (``temporal_padding``) and the padded frames are dropped before decoding.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
         tokenizer: T5 tokenizer.
         text_encoder: T5 encoder (``T5EncoderModel``).
         vae: ``AutoencoderKLCogVideoX``.
-        transformer: ``CogVideoXFunTransformer3DModel`` (33 input channels).
+        transformer: ``CogVideoXFunTransformer3DModel``: 33 input channels (InP checkpoints) or 32 (Control and
+            Pose checkpoints, driven by ``control_video``).
         scheduler: any sampler of ``cogfun.pipelines.samplers`` (``set_sampler`` switches by name).
 
     LoRA: diffusers' loader (``load_lora_weights``, ``set_adapters``, ``fuse_lora``, ``unload_lora_weights``)
@@ -188,13 +192,6 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
         V.check_size("height", height)
         V.check_size("width", width)
         V.check_num_frames(num_frames)
-        p_t = self.transformer.config.patch_size_t
-        latent_frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
-        if p_t is not None and latent_frames % p_t:
-            raise ValueError(
-                f"this transformer (patch_size_t={p_t}) needs an even number of latent frames; {num_frames} frames "
-                f"give {latent_frames}: try {num_frames + 4} frames"
-            )
         V.check_strength(strength)
         if strength < 1 and video is None:
             raise ValueError("strength < 1 (video-to-video) needs a video to start from")
@@ -241,9 +238,68 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
                 f"the video has {total} frames; using its first {used} (the model takes 4k+1 frames, "
                 f"{self.generation_defaults.num_frames} by default); pass num_frames, pick frames with "
                 f"cogfun.data.video_io.read_video_frames(path, start, stride, num_frames), or use long_video",
-                stacklevel=3,
+                stacklevel=4,
             )
         return video[:, :, :used]
+
+    def _take_clip(self, clip: Any, what: str, height: int | None, width: int | None, num_frames: int | None):
+        """A ``video`` or ``control_video`` as ``(B, 3, F, H, W)`` cut to ``num_frames`` (``_fit_frames``), and the
+        ``height, width, num_frames`` it sets: its own where not given."""
+        clip = as_video(clip, max_frames=self.generation_defaults.num_frames if num_frames is None else num_frames)
+        clip = self._fit_frames(clip, num_frames)
+        if height is None and width is None:
+            V.check_input_size(clip.shape[-2], clip.shape[-1], what)
+        height = clip.shape[-2] if height is None else height
+        width = clip.shape[-1] if width is None else width
+        return clip, height, width, clip.shape[2]
+
+    @property
+    def is_control_model(self) -> bool:
+        """True for Control and Pose checkpoints: ``in_channels = 2 x out_channels`` (noisy + control-video
+        latents, no mask channel)."""
+        cfg = self.transformer.config
+        return cfg.in_channels == 2 * cfg.out_channels
+
+    def check_control(self, video: Any, mask_video: Any, control_video: Any) -> None:
+        """A Control/Pose model needs ``control_video`` and takes no ``video``/``mask_video``; an InP model takes
+        no ``control_video``. Raises ``ValueError`` naming the input to pass."""
+        channels = self.transformer.config.in_channels
+        if self.is_control_model:
+            if control_video is None:
+                raise ValueError(
+                    f"this is a Control/Pose model (in_channels={channels}: noisy + control-video latents); pass "
+                    f"control_video=... (the pose, depth, canny... clip to follow)"
+                )
+            if video is not None or mask_video is not None:
+                raise ValueError(
+                    "a Control/Pose model has no inpaint input: pass only control_video (video and mask_video drive "
+                    "InP models)"
+                )
+        elif control_video is not None:
+            raise ValueError(
+                f"control_video drives Control/Pose models (in_channels = 2 x {self.transformer.config.out_channels}); "
+                f"this transformer takes {channels} channels: load a Control or Pose checkpoint, or pass "
+                f"video/mask_video"
+            )
+
+    def temporal_padding(self, latent_frames: int) -> int:
+        """Latent frames to add at the start so ``patch_size_t`` divides the count (0 unless V1.5).
+
+        CogVideoX 1.5 patches time in pairs. As diffusers' CogVideoX 1.5 pipelines do, the pipeline draws the noise
+        for the padded length, repeats the first frame of every conditioning latent (inpaint, control, the
+        video-to-video start) at the start, and drops the first ``pad`` latent frames before decoding, so the
+        output has the frames asked for. (VideoX-Fun's own pipelines instead cut the clip to the lower even count,
+        losing up to 4 pixel frames at the end.)
+        """
+        p_t = self.transformer.config.patch_size_t
+        return 0 if not p_t or latent_frames % p_t == 0 else p_t - latent_frames % p_t
+
+    @staticmethod
+    def _pad_start(latents: torch.Tensor, pad: int) -> torch.Tensor:
+        """``(B, F, C, h, w)`` -> ``(B, pad + F, C, h, w)``, the first frame repeated ``pad`` times at the start."""
+        if not pad:
+            return latents
+        return torch.cat([latents[:, :1].expand(-1, pad, -1, -1, -1), latents], dim=1)
 
     def get_timesteps(self, num_inference_steps: int, strength: float, device) -> tuple[torch.Tensor, int]:
         """The sampler's timesteps from ``strength`` on: SDEdit skips the first ``(1 - strength)`` of them."""
@@ -345,6 +401,7 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
         mask_threshold: int = 240,
         video_latents: str = "sample",
         paste_kept: bool = False,
+        control_video: Any = None,
     ):
         """Generate videos. Every mode goes through here.
 
@@ -385,6 +442,14 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
                 the source video's size) is resized and cropped with the video, nearest pixels.
             paste_kept: paste the kept pixels (mask 0) of the input back into the output after decoding, so they
                 are the input exactly (the VAE otherwise returns them only approximately, and the seam shows).
+            control_video: Control and Pose models only (and required there): the clip to follow (pose
+                skeletons, depth, canny edges...), in any of ``video``'s forms. It sets the size and length as
+                ``video`` does (any length: cut to 4k+1 frames and to ``num_frames``); it is resized to
+                ``height x width`` and encoded by the VAE (the posterior's mode, as the reference and diffusers'
+                ``CogVideoXFunControlPipeline``); its latents are concatenated after the noisy latents.
+
+        V1.5 models (``patch_size_t=2``) with an odd number of latent frames are padded at the start (see
+        ``temporal_padding``); ``latents`` then has the padded length, and the output has ``num_frames`` frames.
 
         Invalid arguments raise ``ValueError`` before any work (``check_arguments``); prompts with words the
         tokenizer does not know, or longer than the model's text length, warn naming the words.
@@ -397,14 +462,12 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
                              guidance_scale, strength, latents, prompt_embeds, negative_prompt_embeds)
         strength = 1.0 if strength is None else strength
         defaults = self.generation_defaults
+        self.check_control(video, mask_video, control_video)
+        if control_video is not None:
+            control_video, height, width, num_frames = self._take_clip(control_video, "control_video", height, width,
+                                                                       num_frames)
         if video is not None:
-            video = as_video(video, max_frames=defaults.num_frames if num_frames is None else num_frames)
-            video = self._fit_frames(video, num_frames)
-            if height is None and width is None:
-                V.check_input_size(video.shape[-2], video.shape[-1], "video")
-            height = video.shape[-2] if height is None else height
-            width = video.shape[-1] if width is None else width
-            num_frames = video.shape[2]
+            video, height, width, num_frames = self._take_clip(video, "video", height, width, num_frames)
         if height is None and width is None and defaults.height is not None:
             height, width = defaults.height, defaults.width
         if height is None:
@@ -450,19 +513,23 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
         # 3. Timesteps.
         timesteps, num_steps = self.get_timesteps(num_inference_steps, strength, device)
 
-        # 4. Initial latents: pure noise (strength 1) or the video's latents noised to timesteps[0].
-        shape = (
+        # 4. Initial latents: pure noise (strength 1) or the video's latents noised to timesteps[0]. V1.5: the
+        #    noise has the padded length; conditioning latents repeat their first frame (temporal_padding).
+        latent_frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
+        pad = self.temporal_padding(latent_frames)
+        unpadded_shape = (
             batch,
-            (num_frames - 1) // self.vae_scale_factor_temporal + 1,
+            latent_frames,
             self.transformer.config.out_channels,
             height // self.vae_scale_factor_spatial,
             width // self.vae_scale_factor_spatial,
         )
+        shape = (batch, latent_frames + pad, *unpadded_shape[2:])
         if video_latents not in ("sample", "mode"):
             raise ValueError(f"video_latents must be 'sample' or 'mode' (got {video_latents!r})")
         if strength < 1.0:  # encoded first, then the noise: the order of draws of diffusers' video-to-video
             init = self.encode_video(cond.video.to(device), sample=video_latents == "sample", generator=generator)
-            init = init.to(dtype)
+            init = self._pad_start(init.to(dtype), pad)
         if latents is None:
             noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         else:
@@ -474,16 +541,26 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
         else:
             latents = noise * self.scheduler.init_noise_sigma
 
-        # 5. Inpaint latents [mask | masked-video latents] (zeros where everything is regenerated).
-        sigma = noise_aug_strength if (self.transformer.config.add_noise_in_inpaint_model and noise_aug_strength) else None
-        cond_on_device = M.Conditioning(
-            None if cond.video is None else cond.video.to(device, self.vae.dtype), cond.mask.to(device), cond.mode
-        )
-        inpaint = M.inpaint_latents(
-            self.vae, cond_on_device, latent_shape=shape, noise_aug_sigma=sigma, generator=generator,
-            resize_method=resize_method,
-        ).to(device, dtype)  # (B, F_lat, 1 + C, h, w)
-        inpaint_in = torch.cat([inpaint, inpaint]) if do_cfg else inpaint
+        # 5. Inpaint latents [mask | masked-video latents] (zeros where everything is regenerated), or for a
+        #    Control model the control video's latents (the posterior's mode, as the reference).
+        if control_video is not None:
+            control = as_video(control_video, height, width)
+            if control.shape[0] not in (1, batch):
+                raise ValueError(f"control_video batch {control.shape[0]} must be 1 or the number of videos {batch}")
+            control = self.encode_video(control.to(device)).expand(batch, -1, -1, -1, -1)  # (B, F_lat, C, h, w)
+            name, extra = "control_latents", self._pad_start(control.to(device, dtype), pad)
+        else:
+            augment = self.transformer.config.add_noise_in_inpaint_model and noise_aug_strength
+            sigma = noise_aug_strength if augment else None
+            cond_on_device = M.Conditioning(
+                None if cond.video is None else cond.video.to(device, self.vae.dtype), cond.mask.to(device), cond.mode
+            )
+            inpaint = M.inpaint_latents(
+                self.vae, cond_on_device, latent_shape=unpadded_shape, noise_aug_sigma=sigma, generator=generator,
+                resize_method=resize_method,
+            ).to(device, dtype)  # (B, F_lat, 1 + C, h, w)
+            name, extra = "inpaint_latents", self._pad_start(inpaint, pad)
+        conditioning = {name: torch.cat([extra, extra]) if do_cfg else extra}
 
         # 6. Denoising loop, the same for every mode.
         step_kwargs = {}
@@ -504,8 +581,8 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
                         hidden_states=model_input,
                         encoder_hidden_states=text,
                         timestep=t.expand(model_input.shape[0]),
-                        inpaint_latents=inpaint_in,
                         image_rotary_emb=rope,
+                        **conditioning,
                         return_dict=False,
                     )[0].float()
                 if do_cfg:
@@ -526,6 +603,7 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
                     latents = (out or {}).get("latents", latents)
                 progress.update()
         self._current_timestep = None
+        latents = latents[:, pad:]  # V1.5: the padded frames go (diffusers drops them before decoding too)
 
         # 7. Decode.
         if output_type == "latent":
