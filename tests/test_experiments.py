@@ -314,3 +314,20 @@ def test_run_folders_list_in_creation_order(tmp_path):
     made = [new_run_dir(tmp_path / "runs", "fast") for _ in range(5)]  # several inside one second
     assert list_runs(tmp_path / "runs", "fast") == made
     assert len({p.name[:15] for p in made}) <= 2 and len(set(made)) == 5
+
+
+def test_no_progress_bars_silences_tqdm_and_the_libraries_and_restores_them(capsys):
+    import tqdm.auto
+    import transformers.utils.logging as transformers_logging
+
+    from cogfun.experiments import no_progress_bars
+
+    before = tqdm.auto.tqdm
+    transformers_logging.enable_progress_bar()  # an earlier test may have left it off: start from "on"
+    with no_progress_bars():
+        bar = tqdm.auto.tqdm(range(3), desc="train", disable=False)  # an explicit disable=False loses
+        assert list(bar) == [0, 1, 2] and bar.disable
+        assert list(transformers_logging.tqdm(range(2), desc="Writing model shards")) == [0, 1]
+        assert not transformers_logging.is_progress_bar_enabled()
+    assert "train" not in capsys.readouterr().err
+    assert tqdm.auto.tqdm is before and transformers_logging.is_progress_bar_enabled()

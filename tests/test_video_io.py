@@ -210,7 +210,7 @@ def test_gif_bytes_is_an_animated_gif():
         assert im.n_frames == 4 and im.info["duration"] == 120  # 125 ms in 1/100 s units
 
 
-def test_show_video_is_an_upscaled_gif_by_default_and_mediapy_on_request(monkeypatch, capsys):
+def test_show_video_is_an_upscaled_apng_by_default_gif_and_mediapy_on_request(monkeypatch, capsys):
     import io
 
     from PIL import Image
@@ -223,8 +223,13 @@ def test_show_video_is_an_upscaled_gif_by_default_and_mediapy_on_request(monkeyp
     import mediapy
 
     monkeypatch.setattr(mediapy, "show_video", lambda *a, **k: displayed.append("mediapy"))
-    # default: an animated GIF (plays untrusted), upscaled 11x to 264 px wide with nearest-neighbour pixels
-    assert show_video(frames, fps=8) == "gif" and displayed[-1].data[:6] == b"GIF89a"
+    # default: an animated PNG (plays untrusted), upscaled 11x to 264 px wide with nearest-neighbour pixels
+    assert show_video(frames, fps=8) == "png" and displayed[-1].data[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(io.BytesIO(displayed[-1].data)) as im:
+        assert im.size == (24 * 11, 16 * 11) and im.n_frames == 3 and im.is_animated
+        im.seek(1)
+        assert np.array_equal(np.asarray(im.convert("RGB")), video_io.frames_to_uint8(frames)[1].repeat(11, 0).repeat(11, 1))
+    assert show_video(frames, fps=8, player="gif") == "gif" and displayed[-1].data[:6] == b"GIF89a"
     with Image.open(io.BytesIO(displayed[-1].data)) as im:
         assert im.size == (24 * 11, 16 * 11) and im.n_frames == 3
     with pytest.raises(ValueError, match="player"):
@@ -237,12 +242,73 @@ def test_show_video_is_an_upscaled_gif_by_default_and_mediapy_on_request(monkeyp
 
     displayed.clear()
     monkeypatch.setattr(mediapy, "show_video", broken)
-    assert show_video(frames, fps=8, title="clip", player="video") == "gif"
+    assert show_video(frames, fps=8, title="clip", player="video") == "png"
     assert isinstance(displayed[-1], IPython.display.Image)
-    assert displayed[-1].data[:6] == b"GIF89a"
+    assert displayed[-1].data[:4] == b"\x89PNG"
 
 
 def test_show_video_real_mediapy_runs(capsys):
     """mediapy with imageio-ffmpeg's binary encodes for real (no mocking)."""
     assert show_video(_moving_square(3, 16, 16), player="video") in ("mediapy", "gif")
     assert video_io._MEDIAPY_READY is not None
+
+
+def test_side_by_side_holds_short_clips_and_pads_low_ones():
+    a = _moving_square(3, 16, 24)
+    b = _moving_square(2, 8, 8)
+    tiled = video_io.side_by_side([a, b], gap=2)
+    assert tiled.dtype == np.uint8 and tiled.shape == (3, 16, 24 + 2 + 8, 3)
+    assert np.array_equal(tiled[:, :, :24], video_io.frames_to_uint8(a))
+    assert (tiled[:, :, 24:26] == 255).all()  # the gap
+    assert np.array_equal(tiled[2, :8, 26:], tiled[1, :8, 26:])  # the shorter clip holds its last frame
+    assert (tiled[:, 8:, 26:] == 255).all()  # the lower clip is padded below
+    with pytest.raises(ValueError, match="at least one"):
+        video_io.side_by_side([])
+
+
+def test_show_video_of_a_mapping_is_one_animation_with_each_clip_upscaled(monkeypatch):
+    import io
+
+    import IPython.display
+    from PIL import Image
+
+    displayed = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: displayed.extend(objs))
+    clip = _moving_square(3, 64, 96)
+    assert show_video({"input": clip, "output": clip[::-1]}, fps=8, title="i2v") == "png"
+    caption, image = displayed
+    assert caption.data == "**i2v: input | output**"
+    with Image.open(io.BytesIO(image.data)) as im:  # 96 px -> 3x = 288 px per clip, a 6 px gap
+        assert im.size == (2 * 288 + 6, 192) and im.n_frames == 3
+        assert im.convert("RGB").getpixel((290, 10)) == (255, 255, 255)
+
+
+def test_apng_is_smaller_than_gif_for_upscaled_frames():
+    from cogfun.data.video_io import apng_bytes
+
+    frames = video_io.frames_to_uint8(_moving_square(4, 16, 24)).repeat(4, 1).repeat(4, 2)
+    assert apng_bytes(frames)[:4] == b"\x89PNG" and len(apng_bytes(frames)) < len(gif_bytes(frames))
+
+
+def test_a_palette_apng_is_smaller_for_noisy_upscaled_frames_and_close_to_the_original():
+    import io
+
+    from PIL import Image
+
+    from cogfun.data.video_io import apng_bytes
+
+    rng = np.random.default_rng(0)
+    base = video_io.frames_to_uint8(_moving_square(4, 32, 48)).astype(np.int16)
+    noisy = np.clip(base + rng.integers(-12, 13, base.shape), 0, 255).astype(np.uint8)  # a decoder's pixel noise
+    frames = noisy.repeat(3, 1).repeat(3, 2)
+    small = apng_bytes(frames, colours=256)
+    assert len(small) < len(apng_bytes(frames)) / 1.5
+    with Image.open(io.BytesIO(small)) as im:
+        assert im.n_frames == 4 and im.size == (144, 96)
+        for k in range(4):
+            im.seek(k)
+            decoded = np.asarray(im.convert("RGB")).astype(np.int16)
+            assert len(np.unique(decoded.reshape(-1, 3), axis=0)) <= 256
+            assert np.abs(decoded - frames[k]).mean() < 6  # a few grey levels of 255
+    with pytest.raises(ValueError, match="colours"):
+        apng_bytes(frames, colours=1)

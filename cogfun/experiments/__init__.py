@@ -16,14 +16,15 @@ recording helpers freely.
 
 from .command import add_experiment_parser
 from .conventions import check_experiment_file, check_notebook
-from .recording import default_run_dir, read_metrics, record_metrics, resolve_run_dir, save_figure, save_video
+from .recording import default_run_dir, no_progress_bars, read_metrics, record_metrics, resolve_run_dir, save_figure, \
+    save_video
 from .runner import ExperimentFailed, list_runs, new_run_dir, read_status, run_experiment
 from .spec import ExperimentSpec, coerce_value, list_experiments, load_experiment, notebook_parameters, \
     resolve_parameters
 
 __all__ = [
     "ExperimentFailed", "ExperimentSpec", "add_experiment_parser", "check_experiment_file", "check_notebook",
-    "coerce_value", "default_run_dir", "list_experiments", "list_runs", "load_experiment", "new_run_dir",
+    "coerce_value", "default_run_dir", "list_experiments", "list_runs", "load_experiment", "new_run_dir", "no_progress_bars",
     "notebook_parameters", "read_metrics", "read_status", "record_metrics", "resolve_parameters",
     "resolve_run_dir", "run_experiment", "save_figure", "save_video",
 ]

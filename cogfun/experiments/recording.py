@@ -168,3 +168,44 @@ def save_video(frames, run_dir: str | os.PathLike, name: str, fps: float = 8) ->
 
 __all__ = ["default_run_dir", "resolve_run_dir", "record_metrics", "read_metrics", "save_figure", "save_video",
            "METRICS_FILE"]
+
+
+class no_progress_bars:  # noqa: N801 - used like a function: ``with no_progress_bars(): ...``
+    """A context in which tqdm bars (the trainer's, transformers' and diffusers' "Writing model shards", ...)
+    are never drawn.
+
+    A bar drawn in a notebook is saved into it as a frozen widget ("0%", a black box without the widget state),
+    so committed notebooks run long calls inside this. ``TQDM_DISABLE`` cannot do it: tqdm reads it once at import,
+    and an explicit ``disable=False`` in the call wins. Here ``tqdm.auto.tqdm`` (imported by the trainer at call
+    time) becomes a subclass that always disables itself, and transformers' and diffusers' own switches are off.
+    Log lines and prints are untouched.
+    """
+
+    def __enter__(self):
+        import tqdm.auto
+        import tqdm.std
+
+        class _Silent(tqdm.std.tqdm):
+            def __init__(self, *args, **kwargs):
+                kwargs["disable"] = True
+                super().__init__(*args, **kwargs)
+
+        self._saved = tqdm.auto.tqdm
+        tqdm.auto.tqdm = _Silent
+        self._switches = []
+        for module in ("diffusers.utils.logging", "transformers.utils.logging"):
+            try:
+                logging = __import__(module, fromlist=["is_progress_bar_enabled"])
+            except ImportError:
+                continue
+            self._switches.append((logging, logging.is_progress_bar_enabled()))
+            logging.disable_progress_bar()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import tqdm.auto
+
+        tqdm.auto.tqdm = self._saved
+        for logging, enabled in self._switches:
+            if enabled:
+                logging.enable_progress_bar()
