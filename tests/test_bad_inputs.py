@@ -315,6 +315,7 @@ OTHERS = [
     (["train", "{d}/bad.yaml"], r"bad.yaml is not valid YAML: .* at line 3, column 5; fix that line"),
     (["train", "{d}/list.yaml"], r"a config must be a mapping of field: value \(got list\)"),
     (["train", "{d}/ok.yaml", "--set", "max_stepz=3"], r"unknown transformer config key 'max_stepz'"),
+    (["train", "{d}/ok.yaml", "--set", "pretrained={d}/truncated"], r"truncated/.*is not a complete safetensors"),
     (["eval", "--model", "tiny", "--suite", "nope"], r"unknown eval suite 'nope'"),
     (["eval", "--model", "tiny", "--suite", "{d}/bad.yaml"], r"bad.yaml is not valid YAML: .* at line 3"),
     (["eval", "--model", "tiny", "--suite", "smoke", "--subset", "nope"], r"unknown subsets \['nope'\]"),

@@ -348,6 +348,9 @@ def build_components(
                 f"{root} is not a model folder in the released layout (no transformer/config.json); "
                 "point pretrained at a folder with transformer/ vae/ text_encoder/ tokenizer/ scheduler/"
             )
+        from ..pipelines.validation import check_model_folder
+
+        check_model_folder(root)  # a truncated weights file or broken config.json: named, before any loading
         transformer = CogVideoXFunTransformer3DModel.from_pretrained(root / "transformer")
         vae = _load_vae(root / "vae")
         tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
