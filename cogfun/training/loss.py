@@ -353,8 +353,8 @@ def v_prediction_loss(
             f"prediction_type {scheduler.config.prediction_type!r} is not trained here; use "
             "v_prediction (CogVideoX) or epsilon"
         )
-    model = getattr(getattr(transformer, "module", transformer), "_orig_mod", None) or getattr(
-        transformer, "module", transformer)  # unwrapped from DDP / torch.compile, for its config and RoPE cache
+    model = getattr(transformer, "module", transformer)  # unwrapped from DDP ...
+    model = getattr(model, "_orig_mod", model)  # ... and torch.compile, for its config and RoPE cache
     rope = model.rope_for(noisy) if hasattr(model, "rope_for") else None
     pred = transformer(noisy, encoder_hidden_states, timesteps, inpaint_latents=inpaint, image_rotary_emb=rope,
                        return_dict=False)[0]
