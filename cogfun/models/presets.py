@@ -110,31 +110,13 @@ TRANSFORMER_PRESETS: dict[str, dict[str, Any]] = {
         use_rotary_positional_embeddings=True,
         add_noise_in_inpaint_model=True,
     ),
-    # V1.1 2B Control and 2B Pose: the 2B model, 32 input channels.
-    "cogvideox-fun-v1.1-2b-control": dict(
-        num_attention_heads=30,
-        attention_head_dim=64,
-        in_channels=32,
-        out_channels=16,
-        num_layers=30,
-        sample_width=90,
-        sample_height=60,
-        sample_frames=49,
-        use_rotary_positional_embeddings=False,
-    ),
-    # V1.1 5B Control and 5B Pose: the 5B model, 32 input channels.
-    "cogvideox-fun-v1.1-5b-control": dict(
-        num_attention_heads=48,
-        attention_head_dim=64,
-        in_channels=32,
-        out_channels=16,
-        num_layers=42,
-        sample_width=90,
-        sample_height=60,
-        sample_frames=49,
-        use_rotary_positional_embeddings=True,
-    ),
 }
+
+# V1.1 Control and Pose (2B and 5B): the InP model of that size with 32 input channels (noisy + control-video
+# latents, no mask channel) and no noise augmentation of an inpaint reference (they have none).
+for _size in ("2b", "5b"):
+    TRANSFORMER_PRESETS[f"cogvideox-fun-v1.1-{_size}-control"] = {
+        **TRANSFORMER_PRESETS[f"cogvideox-fun-{_size}-inp"], "in_channels": 32, "add_noise_in_inpaint_model": False}
 
 REAL_PRESETS = (
     "cogvideox-fun-2b-inp",

@@ -287,12 +287,12 @@ class CogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
                 f"encoder_hidden_states width must be text_embed_dim={cfg.text_embed_dim} "
                 f"(got {encoder_hidden_states.shape[-1]}); use the text encoder this transformer was trained with"
             )
+        def fits(conditioning: torch.Tensor) -> bool:  # (B, F, *, H, W) beside latents (B, F, C, H, W)
+            return conditioning.ndim == 5 and (conditioning.shape[:2], conditioning.shape[3:]) == (
+                (batch, frames), (height, width))
+
         if control_latents is not None:
-            if control_latents.ndim != 5 or (
-                control_latents.shape[0],
-                control_latents.shape[1],
-                *control_latents.shape[3:],
-            ) != (batch, frames, height, width):
+            if not fits(control_latents):
                 raise ValueError(
                     f"control_latents must be (B, F, C, H, W) = ({batch}, {frames}, {cfg.in_channels - channels}, "
                     f"{height}, {width}) to match the latents (got {tuple(control_latents.shape)}); encode the "
@@ -310,11 +310,7 @@ class CogVideoXFunTransformer3DModel(CogVideoXTransformer3DModel):
             return
         in_given = channels + (0 if inpaint_latents is None else inpaint_latents.shape[2])
         if inpaint_latents is not None:
-            if inpaint_latents.ndim != 5 or (
-                inpaint_latents.shape[0],
-                inpaint_latents.shape[1],
-                *inpaint_latents.shape[3:],
-            ) != (batch, frames, height, width):
+            if not fits(inpaint_latents):
                 raise ValueError(
                     f"inpaint_latents must be (B, F, 1 + C, H, W) = ({batch}, {frames}, "
                     f"{cfg.in_channels - channels}, {height}, {width}) to match the latents "
