@@ -30,12 +30,13 @@ stage "2/6 VAE"
 $PY -m cogfun.training.command $HERE/vae.yaml --set run_name=recipe --resume
 VAE=$RUNS/toy-vae/recipe/model
 
-# 3. The initial model folder: trained VAE + toy T5 and tokenizer + random transformer (seed 0). The cache is
+# 3. The initial model folder: trained VAE + toy T5 and tokenizer + random transformer (seed 0; the toy-p1 preset
+#    with 8 layers). The cache is
 #    encoded with its VAE and T5, and the transformer trains from it, so both see the very same frozen parts.
 stage "3/6 initial model"
 INIT=$RUNS/toy-init/model
 if [ ! -f $INIT/model_index.json ]; then
-  $PY -c "from cogfun.pipelines.components import write_initial_model; write_initial_model('$INIT', 'toy-p1', vae_path='$VAE')"
+  $PY -c "from cogfun.pipelines.components import write_initial_model; write_initial_model('$INIT', 'toy-p1', vae_path='$VAE', num_layers=8)"
 fi
 
 # 4. The latent cache: latents (posterior mean and std), prompt embeddings and the inpaint latents of 3 random
