@@ -149,3 +149,39 @@ def test_bad_configs_say_what_to_do(overrides, match):
 def test_unseen_equal_to_trained_is_refused():
     with pytest.raises(ValueError, match="unseen resolution"):
         run_embedding_ablation(EmbeddingAblationConfig(**{**TINY, "unseen_width": 64}), seeds=(0,), progress=False)
+
+
+def test_a_pretrained_model_is_scored_without_training_one_draw_per_seed(tmp_path):
+    """``pretrained``: the folder's own transformer, no training; each seed another evaluation draw, paired."""
+    import torch
+
+    from cogfun.models.transformer import CogVideoXFunTransformer3DModel
+    from cogfun.pipelines.components import write_initial_model
+    from cogfun.training.embedding_ablation import _frozen_components
+
+    folder = write_initial_model(tmp_path / "model", "tiny")
+    config = EmbeddingAblationConfig(**{**TINY, "pretrained": str(folder)})
+    result = run_embedding_ablation(config, seeds=(0, 1, 2), progress=False)
+    assert result.train_losses == {} and result.config["pretrained"] == str(folder)
+    assert len(result.table) == 3 * len(POS_EMBED_MODES) * 2
+    for seed in (0, 1, 2):
+        trained = [r["loss"] for r in result.table if r["seed"] == seed and r["split"] == "trained"]
+        assert max(trained) - min(trained) < 1e-6  # the same model at its sample grid under every mode
+    by_seed = [r["loss"] for r in result.table if r["mode"] == "interpolate" and r["split"] == "unseen"]
+    assert len(set(by_seed)) == 3  # another draw of clips, masks and noise per seed
+
+    # the very model of the folder, scored on the draw eval_seed + seed
+    model = CogVideoXFunTransformer3DModel.from_pretrained(folder / "transformer")
+    parts = _frozen_components(config)
+    pixels, texts = render_clips(TINY["eval_clips"], 64, 96, TINY["num_frames"], config.eval_seed + 2, held_out=True)
+    evaluation = build_evaluation_set(parts, pixels, texts, TINY["eval_timesteps"], config.eval_seed + 2, 16)
+    expected = evaluation_loss(model, evaluation, "truncate")
+    (row,) = [r for r in result.table if (r["seed"], r["mode"], r["split"]) == (2, "truncate", "unseen")]
+    assert row["loss"] == pytest.approx(expected, rel=1e-6)
+    assert torch.equal(parts.transformer.patch_embed.proj.weight, model.patch_embed.proj.weight)
+
+
+def test_a_pretrained_folder_that_is_not_a_model_is_named(tmp_path):
+    with pytest.raises(ValueError, match="not a model folder"):
+        run_embedding_ablation(EmbeddingAblationConfig(**{**TINY, "pretrained": str(tmp_path)}), seeds=(0,),
+                               progress=False)

@@ -29,6 +29,14 @@ summary with the mean, the standard error over seeds, the ratio unseen / trained
     result = run_embedding_ablation(EmbeddingAblationConfig(steps=200), seeds=(0, 1, 2))
     print(summary_markdown(result.summary))
     fig = plot_ablation(result.summary)
+
+A model that has already learned (``pretrained``: a model folder in the released layout, such as the default
+toy model) skips step 1: its own transformer, VAE and T5 are scored, and each seed draws **another** held-out
+evaluation set (clips, masks, noise: ``eval_seed + seed``), so the spread over seeds is the spread of the
+evaluation draw; the comparison stays paired per seed (the four modes score the same clips)::
+
+    result = run_embedding_ablation(EmbeddingAblationConfig(pretrained="cogfun/assets/toy-model", num_frames=17,
+                                                            unseen_height=96, unseen_width=128, eval_clips=16))
 """
 
 from __future__ import annotations
@@ -96,6 +104,9 @@ class EmbeddingAblationConfig:
         modes: the ``pos_embed_mode`` values compared.
         num_threads: torch intra-op threads during the run (None = leave as is; 1 is fastest at toy sizes).
         device: where the models run (``"cpu"``, ``"cuda"``); random draws stay on CPU generators.
+        pretrained: a trained model folder (released layout: ``transformer/``, ``vae/``, ``text_encoder/``,
+            ``tokenizer/``, ``scheduler/``) to score instead of training one per seed; the presets, ``vae_path``
+            and the training knobs are then unused, and each seed draws its own evaluation set.
     """
 
     transformer_preset: str = "tiny"
@@ -120,6 +131,7 @@ class EmbeddingAblationConfig:
     modes: tuple[str, ...] = POS_EMBED_MODES
     num_threads: int | None = None
     device: str = "cpu"
+    pretrained: str | None = None
 
     def __post_init__(self) -> None:
         if self.num_frames < 1 or (self.num_frames - 1) % 4:
@@ -198,6 +210,7 @@ def _frozen_components(config: EmbeddingAblationConfig):
     from .trainer import build_components
 
     train_config = TransformerTrainConfig(
+        pretrained=config.pretrained,
         transformer_preset=config.transformer_preset,
         transformer_overrides=dict(config.transformer_overrides),
         vae_preset=config.vae_preset,
@@ -214,12 +227,16 @@ def _new_transformer(config: EmbeddingAblationConfig, seed: int):
     with torch.random.fork_rng(devices=[]):
         transformer = build_transformer(config.transformer_preset, meta=False, seed=seed,
                                         **config.transformer_overrides)
+    _check_sincos(transformer, f"preset {config.transformer_preset!r}")
+    return transformer
+
+
+def _check_sincos(transformer, name: str) -> None:
     if transformer.config.use_rotary_positional_embeddings:
         raise ValueError(
-            f"preset {config.transformer_preset!r} uses 3D RoPE, which has no pos_embed_mode; use a sincos "
-            "preset such as 'tiny' or 'toy'"
+            f"{name} uses 3D RoPE, which has no pos_embed_mode; use a sincos model or preset such as 'tiny' or "
+            "'toy'"
         )
-    return transformer
 
 
 def train_at_sample_grid(
@@ -390,7 +407,7 @@ class EmbeddingAblationResult:
         table: one dict per (seed, mode, resolution): ``seed``, ``mode``, ``resolution`` (``"64x64"``),
             ``height``, ``width``, ``split`` (``"trained"`` or ``"unseen"``), ``loss``.
         summary: :func:`summarize` of the table.
-        train_losses: ``{seed: training loss per step}``.
+        train_losses: ``{seed: training loss per step}`` (empty for a ``pretrained`` model).
         trained_size, unseen_size: ``(height, width)`` in pixels.
         config: the config as a plain dict.
     """
@@ -410,7 +427,8 @@ def run_embedding_ablation(
 
     Args:
         config: the ablation (default ``EmbeddingAblationConfig()``, tiny).
-        seeds: one training run per seed (>= 3 for a standard error worth reading).
+        seeds: one training run per seed (>= 3 for a standard error worth reading); with ``config.pretrained``,
+            one evaluation draw per seed.
         progress: tqdm bars over seeds and training steps.
 
     Returns:
@@ -429,7 +447,11 @@ def run_embedding_ablation(
         components = _frozen_components(config)
         components.vae.to(config.device)
         components.text_encoder.to(config.device)
-        probe = _new_transformer(config, seeds[0])
+        if config.pretrained:
+            probe = components.transformer.to(config.device).eval()
+            _check_sincos(probe, f"the model in {config.pretrained}")
+        else:
+            probe = _new_transformer(config, seeds[0])
         trained = sample_resolution(probe, components.vae)
         unseen = (config.unseen_height, config.unseen_width)
         if unseen == trained:
@@ -440,29 +462,38 @@ def run_embedding_ablation(
                 f"interpolate keeps only the base table's latent frames; use at most {probe.config.sample_frames}"
             )
         max_text = probe.config.max_text_seq_length
-        del probe
 
-        # 1. Data: training clips at the sample grid; held-out clips at both resolutions (same specs/seeds).
-        train_pixels, train_texts = render_clips(config.train_clips, *trained, config.num_frames, config.data_seed)
-        evaluations = {}
-        for split, (h, w) in (("trained", trained), ("unseen", unseen)):
-            pixels, texts = render_clips(config.eval_clips, h, w, config.num_frames, config.eval_seed, held_out=True)
-            evaluations[split] = build_evaluation_set(components, pixels, texts, config.eval_timesteps,
-                                                      config.eval_seed, max_text)
+        def evaluation_sets(eval_seed: int) -> dict[str, EvaluationSet]:
+            """Held-out clips at both resolutions (same specs and seeds), encoded once, masks and noise fixed."""
+            sets = {}
+            for split, (h, w) in (("trained", trained), ("unseen", unseen)):
+                pixels, texts = render_clips(config.eval_clips, h, w, config.num_frames, eval_seed, held_out=True)
+                sets[split] = build_evaluation_set(components, pixels, texts, config.eval_timesteps, eval_seed,
+                                                   max_text)
+            return sets
 
-        # 2. One model per seed (the modes coincide in training), scored under every mode.
+        def score(seed: int, transformer, evaluations: dict[str, EvaluationSet]) -> list[dict[str, Any]]:
+            return [dict(seed=int(seed), mode=mode, resolution=f"{e.height}x{e.width}", height=e.height,
+                         width=e.width, split=split, loss=evaluation_loss(transformer, e, mode))
+                    for mode in config.modes for split, e in evaluations.items()]
+
         table, curves = [], {}
-        for seed in tqdm(list(seeds), desc="seeds", disable=not progress):
-            transformer, curves[int(seed)] = train_at_sample_grid(
-                config, int(seed), components, train_pixels, train_texts, progress=progress
-            )
-            for mode in config.modes:
-                for split, evaluation in evaluations.items():
-                    table.append(dict(
-                        seed=int(seed), mode=mode, resolution=f"{evaluation.height}x{evaluation.width}",
-                        height=evaluation.height, width=evaluation.width, split=split,
-                        loss=evaluation_loss(transformer, evaluation, mode),
-                    ))
+        if config.pretrained:
+            # A model that has learned: one evaluation draw per seed, the same model under every mode.
+            for seed in tqdm(list(seeds), desc="evaluation draws", disable=not progress):
+                table += score(seed, probe, evaluation_sets(config.eval_seed + int(seed)))
+        else:
+            del probe
+            # 1. Data: training clips at the sample grid; one evaluation set shared by every seed.
+            train_pixels, train_texts = render_clips(config.train_clips, *trained, config.num_frames,
+                                                     config.data_seed)
+            evaluations = evaluation_sets(config.eval_seed)
+            # 2. One model per seed (the modes coincide in training), scored under every mode.
+            for seed in tqdm(list(seeds), desc="seeds", disable=not progress):
+                transformer, curves[int(seed)] = train_at_sample_grid(
+                    config, int(seed), components, train_pixels, train_texts, progress=progress
+                )
+                table += score(seed, transformer, evaluations)
     return EmbeddingAblationResult(table, summarize(table), curves, trained, unseen, asdict(config))
 
 
