@@ -52,6 +52,8 @@ def main() -> None:
     runs = {"vae": run_summary("toy-vae"), "transformer": run_summary("toy-dit")}  # before the old folder goes
 
     pipe = CogVideoXFunPipeline.from_pretrained(args.model)
+    runs["transformer"]["parameters_millions"] = round(sum(p.numel() for p in pipe.transformer.parameters()) / 1e6, 1)
+    runs["transformer"]["num_layers"] = int(pipe.transformer.config.num_layers)
     cache = json.loads((RUNS / "toy-cache" / "cache.json").read_text())
     sizes = [[int(v) for v in key.split("x")] for key in cache["buckets"]]  # HxWxF
     pipe.generation_defaults = GenerationDefaults(
