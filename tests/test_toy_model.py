@@ -35,7 +35,8 @@ def pipe():
 
 def test_checkpoint_is_small_safetensors_with_provenance():
     files = [f for f in DEFAULT_MODEL_DIR.rglob("*") if f.is_file()]
-    assert sum(f.stat().st_size for f in files) < 25 * 2**20
+    # 14.0M transformer parameters stored in float16 (28 MB), the VAE and the toy T5: about 30.5 MiB
+    assert sum(f.stat().st_size for f in files) < 32 * 2**20
     assert not [f for f in files if f.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
     provenance = json.loads((DEFAULT_MODEL_DIR / "provenance.json").read_text())
     assert provenance["recipe"] == "experiments/toy-model/recipe.sh" and provenance["seed"] == 0
@@ -119,11 +120,11 @@ def test_readme_results_table_quotes_the_recorded_benchmark():
 
 
 #: Floors of the shipped model on 12 fixed held-out text-to-video items (64x96x17, 25 DDIM steps, guidance 6),
-#: set at or below what the shipped model measured (experiments/toy-model/DIAGNOSIS.md, section 9), so a
+#: one detector decision below what the shipped model measured (experiments/toy-model/DIAGNOSIS.md, section 10), so a
 #: retrained model that forgets its colours (chance: 2/12) or never draws an object fails here.
-#: Measured on this model: colour 6/12, present 1/12, shape 4/12, direction 1/12 (the 3000-step model before it:
-#: 6/12, 3/12, 3/12, 0/12; on 48 items "present" is 37.5 +- 7.1% against 43.8 +- 7.2%, the same within noise).
-FLOORS = {"present": 1 / 12, "colour": 4 / 12}
+#: Measured on this model (8 layers, 4500 steps): colour 10/12, present 4/12, shape 3/12, direction 3/12 (the
+#: 4-layer model before it: 6/12, 1/12, 4/12, 1/12). Colour >= 9/12 is the issue's "colour >= 75% on 12 items".
+FLOORS = {"present": 3 / 12, "colour": 9 / 12}
 
 
 def test_shipped_model_keeps_its_floor_on_twelve_fixed_items(pipe):

@@ -41,8 +41,8 @@ def rewrite(readme: str, metrics: dict) -> str:
             if shown >= goal:
                 met = "yes "
             else:
-                gap = shown - goal
-                met = f"no ({gap:.1f}{' points' if target[2] == '%' else (target[2] or '')}) "
+                gap, unit_text = shown - goal, " points" if target[2] == "%" else (target[2] or "")
+                met = f"no ({gap:.{decimals if not target[2] else 1}f}{unit_text}) "
         return f"| {match['label']} | {text} | {se_text}| {match['target']}| {met}|"
 
     return ROW.sub(row, readme)
