@@ -47,14 +47,16 @@ def held_out_clips(model: Path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def x0_errors(transformer, x0: torch.Tensor, text: torch.Tensor, seed: int = 0) -> dict[str, float]:
-    """Per-timestep text-to-video x0 MSE, and the background-only error."""
+def x0_errors(transformer, x0: torch.Tensor, text: torch.Tensor, seed: int = 0,
+              timesteps: tuple[int, ...] = TIMESTEPS) -> dict[str, float]:
+    """Per-timestep text-to-video x0 MSE (one noise draw per timestep, in the given order), and the error of the
+    background-only prediction. x0: (N, F, C, h, w) latents; text: (N, L, D) prompt embeddings."""
     b, f, _, h, w = x0.shape
     scheduler = build_training_scheduler()
     generator = torch.Generator().manual_seed(seed)
     background = x0.flatten(3).median(-1).values[..., None, None]
     errors = {"background_only": round(float((x0 - background).square().mean()), 4)}
-    for t in TIMESTEPS:
+    for t in timesteps:
         noise = torch.randn(x0.shape, generator=generator)
         steps = torch.full((b,), t)
         noisy = scheduler.add_noise(x0, noise, steps)

@@ -97,32 +97,18 @@ def main() -> None:
         print(json.dumps({k: v for k, v in summary.items() if k != "clips"}, indent=1), flush=True)
 
 
-@torch.no_grad()
 def x0_error_by_timestep(model: Path, cache: Path) -> dict[str, float]:
     """Text-to-video x0 error of the six clips at fixed timesteps (one fixed noise draw), beside the error of the
-    best prediction that knows only the background (each latent frame's per-channel spatial median): at t = 999
-    the model sees pure noise and the prompt, so there it can only know what the prompt and memory give."""
+    best prediction that knows only the background (``generalisation_gap.x0_errors``): at t = 999 the model sees
+    pure noise and the prompt, so there it can only know what the prompt and memory give."""
     from safetensors.torch import load_file
 
     from cogfun.models.transformer import CogVideoXFunTransformer3DModel
-    from cogfun.training.loss import build_training_scheduler
+    from generalisation_gap import x0_errors  # this folder's script: on sys.path when run as a script
 
     transformer = CogVideoXFunTransformer3DModel.from_pretrained(model / "transformer").eval()
     shard = load_file(next((cache).glob("*/shard-*.safetensors")))
-    x0, text = shard["latents"], shard["prompt_embeds"]  # (6, F, C, h, w), (6, L, D)
-    b, f, _, h, w = x0.shape
-    scheduler = build_training_scheduler()
-    generator = torch.Generator().manual_seed(0)
-    background = x0.flatten(3).median(-1).values[..., None, None]
-    errors = {"background_only": round(float((x0 - background).square().mean()), 4)}
-    for t in (10, 100, 250, 500, 750, 900, 999):
-        steps = torch.full((b,), t)
-        noise = torch.randn(x0.shape, generator=generator)
-        noisy = scheduler.add_noise(x0, noise, steps)
-        v = transformer(noisy, text, steps, inpaint_latents=torch.zeros(b, f, 17, h, w), return_dict=False)[0]
-        a = scheduler.alphas_cumprod[t]
-        errors[f"t{t}"] = round(float((a.sqrt() * noisy - (1 - a).sqrt() * v - x0).square().mean()), 4)
-    return errors
+    return x0_errors(transformer, shard["latents"], shard["prompt_embeds"], timesteps=(10, 100, 250, 500, 750, 900, 999))
 
 
 def measure(model: Path, picked: list[dict], grid_path: Path) -> dict:

@@ -33,6 +33,10 @@ fi
 if [ -n "${VAE_FROM:-}" ]; then
   stage "2/6 VAE: reusing the VAE of $VAE_FROM (no training)"
   VAE=$RUNS/toy-vae/reused
+  if [ ! -f "$VAE_FROM/vae/config.json" ]; then
+    echo "VAE_FROM=$VAE_FROM holds no vae/config.json; point it at a model folder such as cogfun/assets/toy-model" >&2
+    exit 2
+  fi
   if [ ! -f $VAE/vae/config.json ]; then mkdir -p $VAE && cp -r "$VAE_FROM/vae" $VAE/; fi
 else
   stage "2/6 VAE"
