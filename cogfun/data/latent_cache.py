@@ -34,6 +34,13 @@ cache then picks one of the ``K`` per step, or trains text-to-video with zero in
 (``cogfun.training.loss.cached_training_loss``): ``K`` fixed masks per clip instead of a fresh one,
 in exchange for a training step without any VAE (about 4x faster on a CPU at toy sizes).
 
+Object boxes (``object_box_masks=True``, toy data): one more mask per clip, a box that hides the
+object's whole track in every frame (``cogfun.data.toy.object_track_box``, from the spec and render
+seed that ``write_toy_dataset`` writes into the metadata), kind ``"object_box"``; clips without a
+shape spec get one more random mask instead. It trains the case of the benchmark's inpaint subset
+(object hidden, the rest given, only the caption says what goes in the hole), which random masks
+almost never give (experiments/toy-model/DIAGNOSIS.md, section 11).
+
 Layout::
 
     OUT/options.json                          the options (a resume must match them)
@@ -214,6 +221,8 @@ def encode_inpaint_conditionings(
     count: int,
     probabilities: Sequence[float],
     seed: tuple[int, int],
+    extra_masks: torch.Tensor | None = None,
+    extra_kinds: Sequence[str] = (),
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """``count`` random training masks of one clip and their inpaint latents, as a training step makes them.
 
@@ -224,9 +233,11 @@ def encode_inpaint_conditionings(
         count: K masks.
         probabilities: of ``MASK_KINDS``.
         seed: ``(cache seed, clip index)``: the masks depend on nothing else.
+        extra_masks: ``(E, 1, F, H, W)`` masks (1 = regenerate) encoded after the random ones, named
+            ``extra_kinds`` (one name each).
 
     Returns:
-        ``(inpaint (K, F_lat, 1 + C, h, w), full (K,) bool, kinds)``; ``full`` marks masks that
+        ``(inpaint (K + E, F_lat, 1 + C, h, w), full (K + E,) bool, kinds)``; ``full`` marks masks that
         regenerate everything (a training loop zeroes those with ``t2v_zero_prob``, as the reference).
     """
     import numpy as np
@@ -237,10 +248,17 @@ def encode_inpaint_conditionings(
     state = np.random.SeedSequence(list(seed)).generate_state(2)
     generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
     masks, kinds = draw_training_masks(count, f, h, w, generator, probabilities)  # (K, 1, F, H, W)
-    video = pixel_values.permute(1, 0, 2, 3)[None].expand(count, -1, -1, -1, -1)  # (K, 3, F, H, W)
+    if extra_masks is not None:
+        if extra_masks.shape[1:] != (1, f, h, w) or len(extra_kinds) != len(extra_masks):
+            raise ValueError(f"extra_masks must be (E, 1, {f}, {h}, {w}) with one kind each (got "
+                             f"{tuple(extra_masks.shape)} and {len(extra_kinds)} kinds)")
+        masks = torch.cat([masks, extra_masks.to(masks)])
+        kinds = [*kinds, *extra_kinds]
+    total = len(masks)
+    video = pixel_values.permute(1, 0, 2, 3)[None].expand(total, -1, -1, -1, -1)  # (K + E, 3, F, H, W)
     vae = encoders.vae
     inpaint, _ = training_inpaint_latents(
-        vae, video.to(vae.device, vae.dtype), masks.to(vae.device, vae.dtype), (count, *latent_shape), generator,
+        vae, video.to(vae.device, vae.dtype), masks.to(vae.device, vae.dtype), (total, *latent_shape), generator,
         t2v_zero_prob=0.0,
     )  # (K, F_lat, 1 + C, h, w)
     full = (masks >= 0.5).flatten(1).all(dim=1)  # (K,)
@@ -250,6 +268,36 @@ def encode_inpaint_conditionings(
 # ================================================================================================
 #                                         Writing the cache
 # ================================================================================================
+
+
+def object_box_mask(entry: dict[str, Any], bucket: tuple[int, int, int], frame_stride: int = 1) -> torch.Tensor | None:
+    """The ``object_box`` mask ``(1, 1, F, H, W)`` (1 = regenerate) of one metadata entry in its bucket, or None.
+
+    None for an entry without a toy shape spec and render seed (``write_toy_dataset`` writes both), e.g. a
+    pan or a real video. The box is :func:`cogfun.data.toy.object_track_box` over the frames the cache
+    reads (the first window: frames ``0, stride, ...``), in every one of them.
+    """
+    from .toy import ToyClipSpec, object_track_box
+
+    spec, seed = entry.get("spec"), entry.get("seed")
+    if not isinstance(spec, dict) or spec.get("kind") != "shape" or seed is None:
+        return None
+    height, width, num_frames = bucket
+    if (entry.get("height"), entry.get("width")) != (height, width):
+        raise ValueError(
+            f"object_box masks need clips cached at their own size, but {entry.get('file_path')} is "
+            f"{entry.get('height')}x{entry.get('width')} and lands in the {height}x{width} bucket; plan buckets "
+            "that match the clip sizes (--base-size, --num-ratios) or leave --object-box-masks off")
+    clip_frames = int(entry.get("num_frames", num_frames))
+    frames = slice(0, (num_frames - 1) * frame_stride + 1, frame_stride)
+    if (num_frames - 1) * frame_stride + 1 > clip_frames:
+        raise ValueError(f"{entry.get('file_path')} has {clip_frames} frames, fewer than the {num_frames} "
+                         f"(stride {frame_stride}) its bucket reads")
+    top, bottom, left, right = object_track_box(
+        ToyClipSpec.from_dict(spec), height, width, clip_frames, int(seed), frames=frames)
+    mask = torch.zeros(1, 1, num_frames, height, width)
+    mask[..., top:bottom, left:right] = 1.0
+    return mask
 
 
 def _bucket_dir(key: tuple[int, int, int]) -> str:
@@ -292,6 +340,7 @@ def cache_latents(
     num_ratios: int | None = None,
     min_ratio: float | None = None,
     max_ratio: float | None = None,
+    object_box_masks: bool = False,
 ) -> dict[str, Any]:
     """Encode every clip and caption of ``metadata`` into safetensors shards under ``out``.
 
@@ -319,6 +368,9 @@ def cache_latents(
             reference's).
         num_ratios, min_ratio, max_ratio: aspect-ratio buckets of ``plan_buckets`` (its defaults
             when None).
+        object_box_masks: store one more mask per clip, the toy object's track box
+            (:func:`object_box_mask`; one more random mask where there is none); needs
+            ``inpaint_masks >= 1``.
 
     Returns:
         ``{"clips", "buckets": {"HxWxF": n}, "shards_written", "shards_skipped", "seconds",
@@ -357,6 +409,11 @@ def cache_latents(
             raise ValueError(f"mask_probabilities needs {len(MASK_KINDS)} values >= 0 summing to 1, one per "
                              f"{list(MASK_KINDS)} (got {probabilities})")
         options.update(inpaint_masks=int(inpaint_masks), mask_probabilities=probabilities)
+    if object_box_masks:
+        if not inpaint_masks:
+            raise ValueError("object_box_masks adds a mask to the cached inpaint masks; give inpaint_masks >= 1 "
+                             "(--inpaint-masks 3) as well")
+        options.update(object_box_masks=True)  # absent when off, so older caches still resume
     ratios = {k: v for k, v in dict(num_ratios=num_ratios, min_ratio=min_ratio, max_ratio=max_ratio).items()
               if v is not None}
     options.update(ratios)
@@ -412,9 +469,16 @@ def cache_latents(
                 stds.append(std)
                 texts.append(sample["text"])
                 if inpaint_masks:
+                    count, extra, extra_kinds = inpaint_masks, None, ()
+                    if object_box_masks:
+                        extra = object_box_mask(clips.entries[index], key, frame_stride)
+                        if extra is None:
+                            count += 1  # no object to hide: one more random mask keeps K the same per shard
+                        else:
+                            extra_kinds = ("object_box",)
                     inpaint, full, kind = encode_inpaint_conditionings(
-                        encoders, sample["pixel_values"], tuple(mode.shape), inpaint_masks, probabilities,
-                        seed=(seed, index))
+                        encoders, sample["pixel_values"], tuple(mode.shape), count, probabilities,
+                        seed=(seed, index), extra_masks=extra, extra_kinds=extra_kinds)
                     inpaints.append(inpaint)
                     fulls.append(full)
                     kinds.append(kind)
@@ -605,7 +669,7 @@ def _run_cache(args: argparse.Namespace) -> int:
             device=args.device, model_dtype=args.model_dtype, vae_tiling=args.vae_tiling,
             seed=args.seed, progress=not args.quiet, inpaint_masks=args.inpaint_masks,
             mask_probabilities=args.mask_probabilities, num_ratios=args.num_ratios, min_ratio=args.min_ratio,
-            max_ratio=args.max_ratio,
+            max_ratio=args.max_ratio, object_box_masks=args.object_box_masks,
         )
     except ValueError:
         discard_new_folder(args.out, existed)  # a refused run leaves no empty cache folder
@@ -649,6 +713,8 @@ def add_cache_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="K random training masks per clip whose inpaint latents are stored (0)")
     p.add_argument("--mask-probabilities", type=float, nargs="+", default=None,
                    help="probabilities of the ten mask kinds (default the reference's)")
+    p.add_argument("--object-box-masks", action="store_true",
+                   help="one more cached mask per toy shape clip: a box hiding the object's whole track")
     p.add_argument("--num-ratios", type=int, default=None, help="aspect-ratio buckets (plan_buckets' default)")
     p.add_argument("--min-ratio", type=float, default=None, help="smallest height/width ratio")
     p.add_argument("--max-ratio", type=float, default=None, help="largest height/width ratio")

@@ -294,6 +294,27 @@ def shape_track(
     return np.stack([x, y], axis=1), radius
 
 
+def object_track_box(spec: ToyClipSpec, height: int, width: int, num_frames: int, seed: int,
+                     pad: int = 2, frames: slice | None = None) -> tuple[int, int, int, int]:
+    """The box that hides a shape clip's object in every frame: ``(top, bottom, left, right)`` in pixels.
+
+    The bounding box of the object's whole track (:func:`shape_track`) plus ``pad`` pixels, clipped to the
+    frame; ``frames`` limits the track to some of the clip's frames (a window read from a longer clip).
+    The benchmark's inpaint hole (``cogfun.eval.benchmark.inpaint_box``) and the latent cache's
+    ``object_box`` training masks are this box.
+    """
+    centres, radius = shape_track(spec, height, width, num_frames, seed)
+    if frames is not None:
+        centres = centres[frames]
+        if not len(centres):
+            raise ValueError(f"frames {frames} selects none of the clip's {num_frames} frames")
+    left = max(int(np.floor(centres[:, 0].min() - radius)) - pad, 0)
+    right = min(int(np.ceil(centres[:, 0].max() + radius)) + pad, width)
+    top = max(int(np.floor(centres[:, 1].min() - radius)) - pad, 0)
+    bottom = min(int(np.ceil(centres[:, 1].max() + radius)) + pad, height)
+    return top, bottom, left, right
+
+
 @functools.lru_cache(maxsize=None)
 def _photo_uint8(name: str) -> np.ndarray:
     import skimage.data

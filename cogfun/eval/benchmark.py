@@ -443,14 +443,9 @@ def _object_scores(frames: np.ndarray, spec: ToyClipSpec) -> dict[str, float]:
 
 def inpaint_box(clip: HeldOutClip, height: int, width: int, num_frames: int, pad: int = 2) -> tuple[int, int, int, int]:
     """``(top, bottom, left, right)`` of the box that covers the object over the whole clip (plus ``pad`` px)."""
-    from ..data.toy import shape_track
+    from ..data.toy import object_track_box
 
-    centres, radius = shape_track(clip.spec, height, width, num_frames, clip.render_seed)
-    left = max(int(np.floor(centres[:, 0].min() - radius)) - pad, 0)
-    right = min(int(np.ceil(centres[:, 0].max() + radius)) + pad, width)
-    top = max(int(np.floor(centres[:, 1].min() - radius)) - pad, 0)
-    bottom = min(int(np.ceil(centres[:, 1].max() + radius)) + pad, height)
-    return top, bottom, left, right
+    return object_track_box(clip.spec, height, width, num_frames, clip.render_seed, pad)
 
 
 def _run_inpaint(runner, config, clips, size, bar) -> list[dict]:
