@@ -258,11 +258,29 @@ def test_eval_command_writes_a_new_run_folder_each_time(tmp_path, capsys):
                                    "vae/psnr_min", "vae/n"}
     assert run["metrics"]["vae/psnr_se"] is None  # one item: no standard error (NaN, written as null)
     assert run["model"] == "tiny" and run["config"]["subsets"] == ["vae"] and run["config"]["num_prompts"] == 1
+    assert run["weights_sha256"] == {}  # a preset: no files
     assert "commit" in run and "dirty" in run and len(run["records"]) == 1
     assert run["targets"]["vae/psnr"]["met"] is False
     assert resolve_config(folders[0] / "config.yaml") == resolve_config("smoke", ["num_prompts=1", "subsets=vae"])
     out = capsys.readouterr().out
     assert "| vae/psnr |" in out and "metrics.json" in out
+
+
+def test_a_run_records_the_sha256_of_the_weights_it_measured(tmp_path):
+    import hashlib
+
+    from cogfun.eval.command import weights_sha256
+    from cogfun.pipelines.components import write_initial_model
+
+    folder = write_initial_model(tmp_path / "model", "tiny")
+    digests = weights_sha256(folder)
+    assert {"transformer/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"} <= set(digests)
+    path = folder / "transformer" / "diffusion_pytorch_model.safetensors"
+    assert digests["transformer/diffusion_pytorch_model.safetensors"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    path.write_bytes(path.read_bytes() + b" ")  # any change to the weights changes the record
+    assert weights_sha256(folder)["transformer/diffusion_pytorch_model.safetensors"] != digests[
+        "transformer/diffusion_pytorch_model.safetensors"]
+    assert weights_sha256(tmp_path / "missing") == {}
 
 
 def test_summarise_reports_means_with_standard_errors_and_the_table_shows_them():

@@ -101,7 +101,12 @@ def test_quick_eval_matches_the_committed_results(pipe):
 def test_readme_results_table_quotes_the_recorded_benchmark():
     """Each number of the README's results table that names its metric key is the recorded full benchmark's value."""
     recorded = json.loads((ROOT / "experiments/toy-model/results/metrics.json").read_text())
-    assert recorded["config"]["name"] == "full" and recorded["model"].endswith("cogfun/assets/toy-model")
+    assert recorded["config"]["name"] == "full"
+    # the recorded run measured the very weights shipped (by content, wherever they sat when measured)
+    from cogfun.eval.command import weights_sha256
+
+    shipped = weights_sha256(ROOT / "cogfun/assets/toy-model")
+    assert len(shipped) == 3 and recorded["weights_sha256"] == shipped
     readme = (ROOT / "README.md").read_text()
     rows = re.findall(r"^\| [^|]*\(`([a-z0-9_/]+)`[^|]*\) \| (-?[0-9.]+)(%| dB)? \| ([0-9.]*)(?:%| dB)? ?\|",
                       readme, re.M)
@@ -122,9 +127,9 @@ def test_readme_results_table_quotes_the_recorded_benchmark():
 #: Floors of the shipped model on 12 fixed held-out text-to-video items (64x96x17, 25 DDIM steps, guidance 6),
 #: one detector decision below what the shipped model measured (experiments/toy-model/DIAGNOSIS.md, section 10), so a
 #: retrained model that forgets its colours (chance: 2/12) or never draws an object fails here.
-#: Measured on this model (8 layers, 4500 steps): colour 10/12, present 4/12, shape 3/12, direction 3/12 (the
-#: 4-layer model before it: 6/12, 1/12, 4/12, 1/12). Colour >= 9/12 is the issue's "colour >= 75% on 12 items".
-FLOORS = {"present": 3 / 12, "colour": 9 / 12}
+#: Measured on this model (8 layers, 7000 steps): colour 11/12, present 7/12, shape 3/12, direction 2/12 (the
+#: 4500-step model before it: 10/12, 4/12, 3/12, 3/12; the 4-layer one: 6/12, 1/12, 4/12, 1/12).
+FLOORS = {"present": 6 / 12, "colour": 10 / 12}
 
 
 def test_shipped_model_keeps_its_floor_on_twelve_fixed_items(pipe):

@@ -106,6 +106,18 @@ def _resolve_model(model: str | None) -> str:
     return str(Path(model).resolve())
 
 
+def weights_sha256(model: str | Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every ``*.safetensors`` under a model folder ({} for a preset): which
+    weights a recorded run measured, whatever folder they sit in now."""
+    import hashlib
+
+    folder = Path(model)
+    if not folder.is_dir():
+        return {}
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*.safetensors"))}
+
+
 # ------------------------------------------------------------------------------------------------
 # The command
 # ------------------------------------------------------------------------------------------------
@@ -139,6 +151,7 @@ def run_eval(args: argparse.Namespace) -> int:
     folder = new_run_folder(args.out, config.name)
     record = dict(
         metrics=result["metrics"], errors=result["errors"], targets=check_targets(result["metrics"]), model=model,
+        weights_sha256=weights_sha256(model),
         **source, config=config_to_dict(config), size=result["size"], seconds=result["seconds"],
         device=device, dtype=args.dtype, torch=torch.__version__, started=started, records=result["records"],
     )

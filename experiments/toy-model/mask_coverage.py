@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from cogfun.data.toy import ToyClipSpec, shape_track
@@ -35,7 +36,8 @@ def main() -> None:
         info = json.loads(shard.with_suffix(".json").read_text())
         height, width, num_frames = info["bucket"]
         masks = load_file(shard)["inpaint"][:, :, :, 0]  # (N, K, f, h, w)
-        scale = float(json.loads((args.cache / "cache.json").read_text()).get("scaling_factor", masks.max()))
+        with safe_open(shard, "pt") as handle:
+            scale = float(handle.metadata()["scaling_factor"])  # the mask channel's value where the clip is given
         for n, index in enumerate(info["indices"]):
             record = metadata[index]
             if (record["height"], record["width"]) != (height, width):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The toy-model recipe: data -> VAE -> latent cache -> inpaint transformer -> cogfun/assets/toy-model, with cogfun
 # alone, in one command:
-#   bash experiments/toy-model/recipe.sh            (about 92 minutes on an idle 2-core CPU, measured per stage: VAE 25, cache 7, transformer 40 in bf16, full evaluation 17, ship and media 2; see the README)
+#   bash experiments/toy-model/recipe.sh            (about 114 minutes on an idle 2-core CPU, measured per stage: VAE 25, cache 7, transformer 62 in bf16, full evaluation 17, ship and media 2; see the README)
 # Deterministic for its seeds (data seed 0, model seeds 0). Resumable: rerun the same command after an
 # interruption; every stage skips what is done (data, initial model, cache shards) or resumes from its last
 # checkpoint (VAE every 500 steps, transformer every 300). Progress bars show time left per stage.
