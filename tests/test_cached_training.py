@@ -71,6 +71,21 @@ def test_cache_stores_k_conditionings_with_their_kinds(cached):
                 assert torch.count_nonzero(channel) == 0
 
 
+def test_the_cached_pixel_masks_can_be_drawn_again_from_the_seed_and_index(cached):
+    from cogfun.data.latent_cache import draw_cached_masks
+
+    root, _ = cached
+    index = json.loads(next((root / "cache").glob("*/shard-00000.json")).read_text())
+    data = LatentCacheDataset(root / "cache")
+    for row, clip in enumerate(index["indices"]):
+        masks, kinds, _ = draw_cached_masks(2, 9, 32, 32, PROBABILITIES, (0, clip))
+        assert kinds == index["mask_kinds"][row]
+        for k, kind in enumerate(kinds):  # kept frames of the pixel mask = latent frames the channel keeps
+            kept_first_frame = bool((masks[k, 0, 0] < 0.5).all())
+            assert kept_first_frame == (kind == "first_frames")
+            assert bool((data[row]["inpaint"][k, 0, 0] > 0).all()) == kept_first_frame
+
+
 def test_cached_loss_draws_text_to_video_and_masks_at_the_given_rates(cached):
     root, _ = cached
     data = LatentCacheDataset(root / "cache")

@@ -214,6 +214,22 @@ def encode_video_latents(encoders: Encoders, pixel_values: torch.Tensor
 
 
 @torch.no_grad()
+def draw_cached_masks(
+    count: int, num_frames: int, height: int, width: int, probabilities: Sequence[float], seed: tuple[int, int]
+) -> tuple[torch.Tensor, list[str], torch.Generator]:
+    """The ``count`` random masks the cache draws for one clip ``(K, 1, F, H, W)`` (1 = regenerate), their kinds,
+    and the generator, which goes on to draw the noise augmentation: seeded by ``(cache seed, clip index)`` alone,
+    so the pixel masks behind a cache can be drawn again without it."""
+    import numpy as np
+
+    from ..training.loss import draw_training_masks
+
+    state = np.random.SeedSequence(list(seed)).generate_state(2)
+    generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+    masks, kinds = draw_training_masks(count, num_frames, height, width, generator, probabilities)
+    return masks, kinds, generator
+
+
 def encode_inpaint_conditionings(
     encoders: Encoders,
     pixel_values: torch.Tensor,
@@ -240,14 +256,10 @@ def encode_inpaint_conditionings(
         ``(inpaint (K + E, F_lat, 1 + C, h, w), full (K + E,) bool, kinds)``; ``full`` marks masks that
         regenerate everything (a training loop zeroes those with ``t2v_zero_prob``, as the reference).
     """
-    import numpy as np
-
-    from ..training.loss import draw_training_masks, training_inpaint_latents
+    from ..training.loss import training_inpaint_latents
 
     f, _, h, w = pixel_values.shape
-    state = np.random.SeedSequence(list(seed)).generate_state(2)
-    generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-    masks, kinds = draw_training_masks(count, f, h, w, generator, probabilities)  # (K, 1, F, H, W)
+    masks, kinds, generator = draw_cached_masks(count, f, h, w, probabilities, seed)  # (K, 1, F, H, W)
     if extra_masks is not None:
         if extra_masks.shape[1:] != (1, f, h, w) or len(extra_kinds) != len(extra_masks):
             raise ValueError(f"extra_masks must be (E, 1, {f}, {h}, {w}) with one kind each (got "

@@ -1,11 +1,11 @@
 """How often does a cached training mask hide the whole object, as the benchmark's inpaint box does?
 
 The ``inpaint`` benchmark hides the object's whole track and keeps the rest, so only the caption says what belongs in
-the hole. For every clip of the latent cache and each of its cached masks, this reads the latent mask (channel 0 of
-the stored inpaint latents; as in the reference it holds what is *kept*: 1 - the pixel mask, resized to the latent
-grid and times the VAE's scaling factor, so 0 = regenerate) over the latent cells the object's track touches (``shape_track`` from
-the clip's spec and render seed in the data's metadata) and counts, per mask kind, the masks that hide all of them
-in every latent frame while keeping something else. No model runs (a few seconds).
+the hole. For every clip of a latent cache this draws again the pixel masks the cache encoded
+(``cogfun.data.latent_cache.draw_cached_masks``, seeded by the cache seed and the clip's index; plus the
+``object_box`` mask of a cache made with ``--object-box-masks``), checks their kinds against the shard's index, and
+counts per kind the masks that cover the object's bounding box in every frame (``shape_track`` from the clip's spec
+and render seed in the data's metadata) while keeping some other pixel. No model runs (about a minute).
 
     .venv/bin/python experiments/toy-model/mask_coverage.py experiments/runs/toy-cache experiments/toy-model/data/metadata.json
 """
@@ -17,12 +17,22 @@ import json
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
-from safetensors.torch import load_file
+import torch
 
+from cogfun.data.latent_cache import draw_cached_masks, object_box_mask
 from cogfun.data.toy import ToyClipSpec, shape_track
 
-LATENT_CELL = 8  # pixels per latent cell (the toy VAE's spatial compression)
+
+def hides_object(mask: torch.Tensor, centres: np.ndarray, radius: float) -> bool:
+    """Whether ``mask`` ``(F, H, W)`` (1 = regenerate) covers the object's bounding box in every frame and keeps
+    some pixel."""
+    _, height, width = mask.shape
+    for frame, (x, y) in enumerate(centres):
+        left, right = max(int(np.floor(x - radius)), 0), min(int(np.ceil(x + radius)), width)
+        top, bottom = max(int(np.floor(y - radius)), 0), min(int(np.ceil(y + radius)), height)
+        if not bool((mask[frame, top:bottom, left:right] > 0.5).all()):
+            return False
+    return bool((mask < 0.5).any())
 
 
 def main() -> None:
@@ -31,29 +41,30 @@ def main() -> None:
     parser.add_argument("metadata", type=Path, help="the data's metadata.json (specs and render seeds)")
     args = parser.parse_args()
     metadata = json.loads(args.metadata.read_text())
+    options = json.loads((args.cache / "options.json").read_text())
     counts: dict[str, list[int]] = {}  # kind -> [masks, object hidden and something kept]
-    for shard in sorted(args.cache.glob("*/shard-*.safetensors")):
-        info = json.loads(shard.with_suffix(".json").read_text())
+    for index_path in sorted(args.cache.glob("*/shard-*.json")):
+        info = json.loads(index_path.read_text())
         height, width, num_frames = info["bucket"]
-        masks = load_file(shard)["inpaint"][:, :, :, 0]  # (N, K, f, h, w)
-        with safe_open(shard, "pt") as handle:
-            scale = float(handle.metadata()["scaling_factor"])  # the mask channel's value where the clip is given
-        for n, index in enumerate(info["indices"]):
-            record = metadata[index]
-            if (record["height"], record["width"]) != (height, width):
-                raise ValueError(f"clip {index} is {record['height']}x{record['width']} but sits in the "
-                                 f"{height}x{width} bucket; this count needs clips cached at their own size")
-            centres, radius = shape_track(ToyClipSpec(**record["spec"]), height, width, num_frames, record["seed"])
-            left = int(max(centres[:, 0].min() - radius, 0) // LATENT_CELL)
-            right = int(np.ceil(min(centres[:, 0].max() + radius, width) / LATENT_CELL))
-            top = int(max(centres[:, 1].min() - radius, 0) // LATENT_CELL)
-            bottom = int(np.ceil(min(centres[:, 1].max() + radius, height) / LATENT_CELL))
-            for k, kind in enumerate(info["mask_kinds"][n]):
-                kept = masks[n, k] > 0.5 * scale  # (f, h, w) True where the clip is given
-                hidden = not bool(kept[:, top:bottom, left:right].any()) and bool(kept.any())
+        for row, index in enumerate(info["indices"]):
+            entry = metadata[index]
+            count, extra = options["inpaint_masks"], None
+            if options.get("object_box_masks"):
+                extra = object_box_mask(entry, (height, width, num_frames), options["frame_stride"])
+                count += extra is None
+            masks, kinds, _ = draw_cached_masks(count, num_frames, height, width, options["mask_probabilities"],
+                                                (options["seed"], index))
+            if extra is not None:
+                masks, kinds = torch.cat([masks, extra]), [*kinds, "object_box"]
+            if kinds != info["mask_kinds"][row]:
+                raise ValueError(f"clip {index}: drew kinds {kinds} but the cache holds {info['mask_kinds'][row]}; "
+                                 "this cache was made by other code or options")
+            centres, radius = shape_track(ToyClipSpec.from_dict(entry["spec"]), height, width, num_frames,
+                                          entry["seed"])
+            for mask, kind in zip(masks[:, 0], kinds):  # (F, H, W)
                 tally = counts.setdefault(kind, [0, 0])
                 tally[0] += 1
-                tally[1] += hidden
+                tally[1] += hides_object(mask, centres, radius)
     summary = {kind: dict(masks=n, object_hidden_rest_kept=round(hidden / n, 3))
                for kind, (n, hidden) in sorted(counts.items())}
     n, hidden = (sum(t[i] for t in counts.values()) for i in (0, 1))
