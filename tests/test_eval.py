@@ -266,6 +266,28 @@ def test_eval_command_writes_a_new_run_folder_each_time(tmp_path, capsys):
     assert "| vae/psnr |" in out and "metrics.json" in out
 
 
+def test_read_hole_applies_the_benchmark_rule():
+    from cogfun.eval.benchmark import held_out_shape_specs, inpaint_box, read_hole
+
+    clip = next(c for c in held_out_shape_specs(8) if c.spec.direction != "still")
+    frames = clip.render(64, 96, 17)
+    box = inpaint_box(clip, 64, 96, 17)
+    hole = read_hole(frames, box, clip.spec.colour)  # the true clip fills its own hole
+    assert hole["found"] and hole["passed"] and hole["right_colour"] and hole["seen"] == 1.0 and hole["inside"] == 1.0
+    other = next(c for c in ("red", "green", "blue", "yellow") if c != clip.spec.colour)
+    assert read_hole(frames, box, other)["passed"] is False and read_hole(frames, box, other)["found"]
+    gone = frames.copy()
+    gone[5:] = gone[0, 0, 0]  # the object leaves after 5 of 17 frames: seen in 29% < 75%
+    faded = read_hole(gone, box, clip.spec.colour)
+    assert faded["found"] and faded["right_colour"] and faded["seen"] == pytest.approx(5 / 17) and not faded["passed"]
+    top, bottom, left, right = box
+    outside = (0, 64, 0, left) if left > 20 else (0, 64, right, 96)  # a hole the object never enters
+    assert read_hole(frames, outside, clip.spec.colour)["passed"] is False
+    empty = np.broadcast_to(frames[0, 0, 0], frames.shape).copy()
+    assert read_hole(empty, box, clip.spec.colour) == dict(found=False, colour=None, right_colour=False, seen=0.0,
+                                                           inside=0.0, passed=False)
+
+
 def test_a_run_records_the_sha256_of_the_weights_it_measured(tmp_path):
     import hashlib
 

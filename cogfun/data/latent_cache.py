@@ -213,23 +213,37 @@ def encode_video_latents(encoders: Encoders, pixel_values: torch.Tensor
     return mode.float().cpu(), std.float().cpu()
 
 
-@torch.no_grad()
 def draw_cached_masks(
-    count: int, num_frames: int, height: int, width: int, probabilities: Sequence[float], seed: tuple[int, int]
+    count: int, num_frames: int, height: int, width: int, probabilities: Sequence[float], seed: tuple[int, int],
+    object_box: torch.Tensor | None = None, object_box_masks: bool = False,
 ) -> tuple[torch.Tensor, list[str], torch.Generator]:
-    """The ``count`` random masks the cache draws for one clip ``(K, 1, F, H, W)`` (1 = regenerate), their kinds,
-    and the generator, which goes on to draw the noise augmentation: seeded by ``(cache seed, clip index)`` alone,
-    so the pixel masks behind a cache can be drawn again without it."""
+    """The pixel masks the cache encodes for one clip ``(K, 1, F, H, W)`` (1 = regenerate), their kinds, and the
+    generator, which goes on to draw the noise augmentation. Seeded by ``(cache seed, clip index)`` alone, so the
+    masks behind a cache can be drawn again without it.
+
+    ``count`` random masks; with ``object_box_masks`` one more: the clip's ``object_box`` (``(1, 1, F, H, W)``
+    from :func:`object_box_mask`, kind ``"object_box"``), or, for a clip without one (None), one more random
+    mask, so every clip of a shard has the same K.
+    """
     import numpy as np
 
     from ..training.loss import draw_training_masks
 
+    if object_box is not None and not object_box_masks:
+        raise ValueError("an object_box was given but object_box_masks is off; pass object_box_masks=True")
+    extra_random = int(object_box_masks and object_box is None)
     state = np.random.SeedSequence(list(seed)).generate_state(2)
     generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-    masks, kinds = draw_training_masks(count, num_frames, height, width, generator, probabilities)
+    masks, kinds = draw_training_masks(count + extra_random, num_frames, height, width, generator, probabilities)
+    if object_box is not None:
+        if object_box.shape != (1, 1, num_frames, height, width):
+            raise ValueError(f"object_box must be (1, 1, {num_frames}, {height}, {width}) (got "
+                             f"{tuple(object_box.shape)}); make it with object_box_mask for the clip's bucket")
+        masks, kinds = torch.cat([masks, object_box.to(masks)]), [*kinds, "object_box"]
     return masks, kinds, generator
 
 
+@torch.no_grad()
 def encode_inpaint_conditionings(
     encoders: Encoders,
     pixel_values: torch.Tensor,
@@ -237,10 +251,11 @@ def encode_inpaint_conditionings(
     count: int,
     probabilities: Sequence[float],
     seed: tuple[int, int],
-    extra_masks: torch.Tensor | None = None,
-    extra_kinds: Sequence[str] = (),
+    object_box: torch.Tensor | None = None,
+    object_box_masks: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """``count`` random training masks of one clip and their inpaint latents, as a training step makes them.
+    """The cached training masks of one clip (:func:`draw_cached_masks`) and their inpaint latents, as a training
+    step makes them.
 
     Args:
         encoders: from :func:`load_encoders`.
@@ -249,25 +264,19 @@ def encode_inpaint_conditionings(
         count: K masks.
         probabilities: of ``MASK_KINDS``.
         seed: ``(cache seed, clip index)``: the masks depend on nothing else.
-        extra_masks: ``(E, 1, F, H, W)`` masks (1 = regenerate) encoded after the random ones, named
-            ``extra_kinds`` (one name each).
+        object_box, object_box_masks: the object-box mask, see :func:`draw_cached_masks`.
 
     Returns:
-        ``(inpaint (K + E, F_lat, 1 + C, h, w), full (K + E,) bool, kinds)``; ``full`` marks masks that
+        ``(inpaint (K, F_lat, 1 + C, h, w), full (K,) bool, kinds)``; ``full`` marks masks that
         regenerate everything (a training loop zeroes those with ``t2v_zero_prob``, as the reference).
     """
     from ..training.loss import training_inpaint_latents
 
     f, _, h, w = pixel_values.shape
-    masks, kinds, generator = draw_cached_masks(count, f, h, w, probabilities, seed)  # (K, 1, F, H, W)
-    if extra_masks is not None:
-        if extra_masks.shape[1:] != (1, f, h, w) or len(extra_kinds) != len(extra_masks):
-            raise ValueError(f"extra_masks must be (E, 1, {f}, {h}, {w}) with one kind each (got "
-                             f"{tuple(extra_masks.shape)} and {len(extra_kinds)} kinds)")
-        masks = torch.cat([masks, extra_masks.to(masks)])
-        kinds = [*kinds, *extra_kinds]
+    masks, kinds, generator = draw_cached_masks(count, f, h, w, probabilities, seed, object_box,
+                                                object_box_masks)  # (K, 1, F, H, W)
     total = len(masks)
-    video = pixel_values.permute(1, 0, 2, 3)[None].expand(total, -1, -1, -1, -1)  # (K + E, 3, F, H, W)
+    video = pixel_values.permute(1, 0, 2, 3)[None].expand(total, -1, -1, -1, -1)  # (K, 3, F, H, W)
     vae = encoders.vae
     inpaint, _ = training_inpaint_latents(
         vae, video.to(vae.device, vae.dtype), masks.to(vae.device, vae.dtype), (total, *latent_shape), generator,
@@ -481,16 +490,10 @@ def cache_latents(
                 stds.append(std)
                 texts.append(sample["text"])
                 if inpaint_masks:
-                    count, extra, extra_kinds = inpaint_masks, None, ()
-                    if object_box_masks:
-                        extra = object_box_mask(clips.entries[index], key, frame_stride)
-                        if extra is None:
-                            count += 1  # no object to hide: one more random mask keeps K the same per shard
-                        else:
-                            extra_kinds = ("object_box",)
+                    box = object_box_mask(clips.entries[index], key, frame_stride) if object_box_masks else None
                     inpaint, full, kind = encode_inpaint_conditionings(
-                        encoders, sample["pixel_values"], tuple(mode.shape), count, probabilities,
-                        seed=(seed, index), extra_masks=extra, extra_kinds=extra_kinds)
+                        encoders, sample["pixel_values"], tuple(mode.shape), inpaint_masks, probabilities,
+                        seed=(seed, index), object_box=box, object_box_masks=object_box_masks)
                     inpaints.append(inpaint)
                     fulls.append(full)
                     kinds.append(kind)

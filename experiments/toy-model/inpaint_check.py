@@ -20,26 +20,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from cogfun.eval.benchmark import EVAL_SUITES, _generator, eval_size, held_out_shape_specs, inpaint_box
-from cogfun.eval.toy_detector import detect_toy_object
+from cogfun.eval.benchmark import EVAL_SUITES, _generator, eval_size, held_out_shape_specs, inpaint_box, read_hole
 from cogfun.pipelines.components import load_pipeline
-
-
-def read_hole(frames: np.ndarray, box: tuple[int, int, int, int], colour: str) -> dict:
-    """What the detector sees in a generated clip, against the box and the caption's colour."""
-    top, bottom, left, right = box
-    found = detect_toy_object(frames)
-    if not found["found"]:
-        return dict(found=False, colour=None, right_colour=False, seen=0.0, inside=0.0, passed=False)
-    cx, cy = found["centroids"][:, 0], found["centroids"][:, 1]
-    seen = ~np.isnan(cx)
-    within = (cx >= left) & (cx <= right) & (cy >= top) & (cy <= bottom)
-    inside = float(within[seen].mean()) if seen.any() else 0.0
-    right = found["colour"] == colour
-    # the benchmark's rule (cogfun.eval.benchmark._run_inpaint)
-    passed = bool(right and seen.mean() >= 0.75 and inside >= 0.75)
-    return dict(found=True, colour=found["colour"], right_colour=bool(right), seen=float(seen.mean()),
-                inside=inside, passed=passed)
 
 
 def main() -> None:
