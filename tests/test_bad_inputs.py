@@ -189,6 +189,7 @@ GENERATE = [
     (["--guidance", "nan"], r"--guidance\) must be a finite number >= 1 \(got nan\)"),
     (["--guidance", "inf"], r"finite number"),
     (["--guidance", "0.5"], r"must be >= 1 \(got 0.5\); 1 switches classifier-free guidance off"),
+    (["--guidance-rescale", "1.2"], r"--guidance-rescale\) must be a number in \[0, 1\] \(got 1.2\)"),
     ([*VIDEO, "--strength", "0"], r"strength must be in \(0, 1\]"),
     ([*VIDEO, "--strength", "1.5"], r"strength must be in \(0, 1\]"),
     (["--strength", "0.5"], r"--strength applies to video-to-video; give --video"),

@@ -373,3 +373,28 @@ def test_inpaint_box_covers_the_whole_track_and_an_oracle_scores_perfectly():
         record = _run_inpaint(runner, config, [clip], (64, 96), bar)[0]
         assert record["object_in_hole_acc"] == hole
         assert record["kept_psnr"] == pytest.approx(100.0)  # the PSNR cap: identical pixels
+
+
+def test_t2v_and_i2v_records_say_what_the_detector_read():
+    from cogfun.eval.benchmark import EvalConfig, _run_i2v, _run_t2v, held_out_shape_specs
+
+    clip = held_out_shape_specs(4)[2]
+    reference = clip.render(64, 96, 9)
+
+    class Oracle:  # draws the held-out clip itself
+        def text_to_video(self, prompt, height, width, num_frames, seed):
+            return reference
+
+        def image_to_video(self, clip_frames, prompt, seed, end):
+            return reference
+
+    config = EvalConfig(num_frames=9, seeds=(10_000,))
+    bar = types.SimpleNamespace(update=lambda: None)
+    t2v = _run_t2v(Oracle(), config, [clip], (64, 96), "t2v", bar)[0]
+    i2v = _run_i2v(Oracle(), config, [clip], (64, 96), "i2v", False, bar)[0]
+    for record in (t2v, i2v):
+        assert (record["detected_colour"], record["detected_shape"], record["detected_direction"]) == (
+            clip.spec.colour, clip.spec.shape, clip.spec.direction)
+        assert record["seen_frames"] == 1.0 and 0.4 < record["area_ratio"] < 1.1
+        assert record["present_acc"] == record["direction_acc"] == 1.0
+    assert t2v["all_acc"] == 1.0 and "all_acc" not in i2v

@@ -1,6 +1,7 @@
 """A model folder's generation_defaults.json: saved, loaded, used for arguments left out, warned about when a size
 or length was never trained."""
 
+import dataclasses
 import json
 import warnings
 
@@ -53,6 +54,25 @@ def test_arguments_left_out_take_the_models_defaults(folder):
     assert out.frames[0].shape == (5, 48, 32, 3)
 
 
+def test_a_folders_guidance_rescale_is_used_when_left_out(folder, tmp_path):
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / FILE_NAME).write_text(json.dumps({"num_frames": 5}))  # written before the key existed
+    assert load_generation_defaults(older).guidance_rescale == 0.0  # plain guidance
+    pipe = CogVideoXFunPipeline.from_pretrained(folder)
+    kwargs = dict(num_inference_steps=2, output_type="latent")
+    plain = pipe.text_to_video("a red circle", generator=torch.Generator().manual_seed(0), **kwargs).frames
+    explicit = pipe.text_to_video("a red circle", guidance_rescale=0.7, generator=torch.Generator().manual_seed(0),
+                                  **kwargs).frames
+    pipe.generation_defaults = dataclasses.replace(DEFAULTS, guidance_rescale=0.7)
+    pipe.save_pretrained(tmp_path / "saved")
+    assert json.loads((tmp_path / "saved" / FILE_NAME).read_text())["guidance_rescale"] == 0.7
+    reloaded = CogVideoXFunPipeline.from_pretrained(tmp_path / "saved")
+    from_folder = reloaded.text_to_video("a red circle", generator=torch.Generator().manual_seed(0), **kwargs).frames
+    torch.testing.assert_close(from_folder, explicit)
+    assert (from_folder - plain).abs().max() > 1e-4
+
+
 def test_untrained_sizes_and_lengths_are_named_in_a_warning(folder):
     pipe = CogVideoXFunPipeline.from_pretrained(folder)
     with pytest.warns(UserWarning, match=r"never trained on size 32x32 \(trained: 32x48, 48x32\)"):
@@ -74,6 +94,7 @@ def test_folders_without_the_file_keep_the_released_defaults(tmp_path):
     ({"sampler": "heun"}, "sampler 'heun'"),
     ({"height": 50, "width": 64}, "multiples of 16"),
     ({"frames": 17}, "unknown keys \\['frames'\\]"),
+    ({"guidance_rescale": 1.5}, "guidance_rescale must be in \\[0, 1\\]"),
 ])
 def test_bad_defaults_files_are_refused_naming_the_file(tmp_path, values, message):
     (tmp_path / FILE_NAME).write_text(json.dumps(values))

@@ -317,3 +317,66 @@ def test_video_to_video_starts_from_a_posterior_sample_drawn_with_the_generator(
     torch.testing.assert_close(got, expected.permute(0, 2, 1, 3, 4), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="video_latents"):
         run("mean", 3)
+
+
+class GuidedPredictions:
+    """Record the transformer's [unconditional, conditional] outputs and what the scheduler was given.
+
+    A tiny random transformer hardly listens to its text, so the conditional half is made to differ: it is
+    scaled by 3 (what a model that follows its prompt looks like to guidance: a different prediction)."""
+
+    def __init__(self, pipe):
+        self.pipe, self.outputs, self.given = pipe, [], []
+
+    def __enter__(self):
+        self.forward, self.step = self.pipe.transformer.forward, self.pipe.scheduler.step
+
+        def forward(*args, **kwargs):
+            out = self.forward(*args, **kwargs)
+            uncond, cond = out[0].chunk(2)
+            out = (torch.cat([uncond, 3 * cond]),) + tuple(out[1:])
+            self.outputs.append(out[0].float().clone())
+            return out
+
+        def step(model_output, *args, **kwargs):
+            self.given.append(model_output.clone())
+            return self.step(model_output, *args, **kwargs)
+
+        self.pipe.transformer.forward, self.pipe.scheduler.step = forward, step
+        return self
+
+    def __exit__(self, *exc):
+        self.pipe.transformer.forward, self.pipe.scheduler.step = self.forward, self.step
+
+
+@pytest.mark.parametrize("rescale", [0.7, 1.0])
+def test_guidance_rescale_mixes_the_guided_prediction_with_its_rescaled_self(pipe, rescale):
+    g = 4.0
+    with GuidedPredictions(pipe) as rec:
+        pipe("a red circle", num_frames=5, height=H, width=W, num_inference_steps=2, guidance_scale=g,
+             guidance_rescale=rescale, generator=gen())
+    for out, given in zip(rec.outputs, rec.given, strict=True):
+        uncond, cond = out.chunk(2)
+        guided = uncond + g * (cond - uncond)
+        ratio = cond.std(dim=(1, 2, 3, 4), keepdim=True) / guided.std(dim=(1, 2, 3, 4), keepdim=True)
+        assert ratio.max() < 0.9  # guidance 4 widens the prediction; the rescale has something to do
+        expected = rescale * guided * ratio + (1 - rescale) * guided
+        torch.testing.assert_close(given, expected, rtol=1e-5, atol=1e-6)
+        if rescale == 1.0:  # fully rescaled: the text-conditioned prediction's spread, per video
+            torch.testing.assert_close(given.std(dim=(1, 2, 3, 4)), cond.std(dim=(1, 2, 3, 4)), rtol=1e-4, atol=0)
+
+
+def test_guidance_rescale_zero_is_plain_guidance_and_the_default(pipe):
+    kwargs = dict(num_frames=5, height=H, width=W, num_inference_steps=2, guidance_scale=4.0, output_type="latent")
+    with GuidedPredictions(pipe):
+        plain = pipe("a red circle", generator=gen(), **kwargs).frames
+        zero = pipe("a red circle", guidance_rescale=0.0, generator=gen(), **kwargs).frames
+        rescaled = pipe("a red circle", guidance_rescale=0.7, generator=gen(), **kwargs).frames
+    torch.testing.assert_close(plain, zero, rtol=0, atol=0)
+    assert (plain - rescaled).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "0.7", True, float("nan")])
+def test_guidance_rescale_outside_zero_one_is_refused(pipe, value):
+    with pytest.raises(ValueError, match=r"guidance_rescale \(--guidance-rescale\) must be a number in \[0, 1\]"):
+        pipe("a red circle", num_frames=5, height=H, width=W, num_inference_steps=1, guidance_rescale=value)

@@ -8,6 +8,7 @@ import pytest
 from cogfun.data.toy import (
     COLOURS,
     DIRECTIONS,
+    PALETTE,
     PLAIN_BACKGROUNDS,
     SHAPES,
     TRAIN_PHOTOS,
@@ -16,7 +17,13 @@ from cogfun.data.toy import (
     render_clip,
     shape_track,
 )
-from cogfun.eval.toy_detector import caption_accuracy, detect_toy_object, object_present, score_against_caption
+from cogfun.eval.toy_detector import (
+    caption_accuracy,
+    describe_object,
+    detect_toy_object,
+    object_present,
+    score_against_caption,
+)
 
 
 def _all_combinations(height, width, num_frames, noise=0.0, backgrounds=tuple(PLAIN_BACKGROUNDS),
@@ -161,3 +168,31 @@ def test_object_presence_needs_a_world_colour_of_a_sensible_size_in_most_frames(
     dull = frames.copy()
     dull[frames.sum(-1) > 1.5] = (0.45, 0.3, 0.1)
     assert not object_present(detect_toy_object(dull), (64, 96), spec.size)
+
+
+@pytest.mark.parametrize("shape, fill", [("square", 1.0), ("circle", np.pi / 4), ("triangle", 0.5), ("cross", 5 / 9)])
+def test_describe_object_reads_what_was_drawn_and_its_size(shape, fill):
+    spec = ToyClipSpec("shape", "left", "black", shape, "yellow", size=0.35, speed=0.8)
+    frames = render_clip(spec, 64, 96, 9, seed=1)
+    found = detect_toy_object(frames)
+    reading = describe_object(found, (64, 96), spec.size)
+    assert (reading["detected_colour"], reading["detected_shape"], reading["detected_direction"]) == (
+        "yellow", shape, "left")
+    assert reading["seen_frames"] == 1.0
+    assert reading["area_ratio"] == pytest.approx(fill, rel=0.15)  # area over the asked bounding box
+    assert score_against_caption(frames, spec, found=found) == score_against_caption(frames, spec)
+
+
+def test_describe_object_tells_a_flood_a_speck_and_nothing_apart():
+    spec = ToyClipSpec("shape", "still", "grey", "square", "red", size=0.3)
+    frames = render_clip(spec, 64, 64, 5, seed=0)
+    flood = frames.copy()
+    red = np.asarray(PALETTE["red"], np.float32)
+    flood[:, 8:56, 8:56] = red  # the object's colour over most of the frame
+    assert describe_object(detect_toy_object(flood), (64, 64), spec.size)["area_ratio"] > 4
+    speck = np.full_like(frames, frames[0, 0, 0])
+    speck[:3, 30:33, 30:33] = red  # 3x3 pixels in 3 of 5 frames
+    reading = describe_object(detect_toy_object(speck), (64, 64), spec.size)
+    assert reading["area_ratio"] < 0.05 and reading["seen_frames"] == pytest.approx(0.6)
+    blank = describe_object(detect_toy_object(np.full_like(frames, 0.5)), (64, 64), spec.size)
+    assert blank["detected_colour"] is None and blank["seen_frames"] == 0.0 and blank["area_ratio"] is None

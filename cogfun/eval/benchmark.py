@@ -23,7 +23,10 @@ The clips of ``vae``, ``i2v``, ``start_end`` and ``inpaint`` come from the confi
 (default; shapes over plain backgrounds, the default model's world, balanced by :func:`held_out_shape_specs`
 with seed ``prompt_seed``) or ``"mixed"`` (``sample_specs``: pans and photo backgrounds too). On shape clips
 ``i2v`` and ``start_end`` also read the generated object: ``last_present_acc`` (the object, in its colour,
-still in the last frame) and ``direction_acc`` (moving the caption's way).
+still in the last frame) and ``direction_acc`` (moving the caption's way). Every record that reads an object
+also says what the detector saw (``detected_colour``, ``detected_shape``, ``detected_direction``, ``seen_frames``,
+``area_ratio``: :func:`~cogfun.eval.toy_detector.describe_object`), so a failure can be told apart: no object,
+a flood, a speck, an object that fades, a wrong word.
 
 Held out, and how:
 - **Prompts.** Training draws specs with ``sample_specs(n, seed)`` and small seeds (0, 1, ...). The
@@ -83,7 +86,7 @@ from ..data.toy import (
 )
 from ..models.positional_embeddings import POS_EMBED_MODES
 from . import metrics as M
-from .toy_detector import detect_toy_object, score_against_caption
+from .toy_detector import describe_object, detect_toy_object, score_against_caption
 
 EVAL_SUBSETS = ("vae", "i2v", "start_end", "t2v", "inpaint", "long", "unseen", "photos")
 EVAL_WORLDS = ("plain", "mixed")
@@ -133,6 +136,7 @@ class EvalConfig:
         height, width: eval size (multiples of 16); None = the transformer's sample size.
         num_frames: frames per clip (4k+1).
         steps, guidance, sampler: denoising steps, classifier-free guidance, sampler name.
+        guidance_rescale: the pipeline's ``guidance_rescale`` in [0, 1] (0: plain guidance).
         unseen_size: ``(height, width)`` never trained on, for the ``unseen`` subset.
         unseen_num_prompts: the first this many prompts of ``i2v`` and ``t2v`` are rerun there.
         pos_embed_modes: sincos modes compared at ``unseen_size`` (RoPE models have one: "rope").
@@ -155,6 +159,7 @@ class EvalConfig:
     num_frames: int = 17
     steps: int = 25
     guidance: float = 6.0
+    guidance_rescale: float = 0.0
     sampler: str = "ddim"
     unseen_size: tuple[int, int] = (144, 144)
     unseen_num_prompts: int = 8
@@ -204,6 +209,8 @@ class EvalConfig:
         if (self.height, self.width) == tuple(self.unseen_size):
             raise ValueError(f"unseen_size {self.unseen_size} equals the eval size; pick a resolution the model "
                              "was never trained on")
+        if not 0 <= self.guidance_rescale <= 1:
+            raise ValueError(f"guidance_rescale must be in [0, 1] (got {self.guidance_rescale}); 0 is plain guidance")
         if not 0 < self.photo_speed <= 1:
             raise ValueError(f"photo_speed must be in (0, 1] (got {self.photo_speed})")
 
@@ -378,7 +385,8 @@ class _Runner:
 
     def __init__(self, pipe: Any, config: EvalConfig):
         self.pipe, self.config = pipe, config
-        self.common = dict(num_inference_steps=config.steps, guidance_scale=config.guidance, output_type="np")
+        self.common = dict(num_inference_steps=config.steps, guidance_scale=config.guidance,
+                           guidance_rescale=config.guidance_rescale, output_type="np")
 
     def image_to_video(self, clip_frames: np.ndarray, prompt: str, seed: int, end: bool) -> np.ndarray:
         num_frames, height, width = clip_frames.shape[:3]
@@ -432,13 +440,17 @@ def _run_i2v(runner, config, clips, size, subset, end, bar, **extra) -> list[dic
     return records
 
 
-def _object_scores(frames: np.ndarray, spec: ToyClipSpec) -> dict[str, float]:
-    """Detector scores of a generated clip (NaN for clips the detector cannot read: pans, photos)."""
-    names = ("present_acc", "last_present_acc", "colour_acc", "shape_acc", "direction_acc")
+def _object_scores(frames: np.ndarray, spec: ToyClipSpec, names: tuple[str, ...] | None = None) -> dict:
+    """Detector scores of a generated clip (NaN for clips the detector cannot read: pans, photos), and what the
+    detector read (:func:`~cogfun.eval.toy_detector.describe_object`: colour, shape, direction, area) to tell the
+    failures apart. ``names``: the ``*_acc`` scores to keep (default all but ``all_acc``)."""
+    names = names or ("present_acc", "last_present_acc", "colour_acc", "shape_acc", "direction_acc")
     if spec.kind != "shape" or spec.photo:
         return {k: float("nan") for k in names}
-    score = score_against_caption(frames, spec)
-    return {k: float(score[k.replace("_acc", "_correct")]) for k in names}
+    found = detect_toy_object(frames)
+    score = score_against_caption(frames, spec, found=found)
+    return {**{k: float(score[k.replace("_acc", "_correct")]) for k in names},
+            **describe_object(found, frames.shape[1:3], spec.size)}
 
 
 def inpaint_box(clip: HeldOutClip, height: int, width: int, num_frames: int, pad: int = 2) -> tuple[int, int, int, int]:
@@ -490,8 +502,7 @@ def _run_t2v(runner, config, clips, size, subset, bar, **extra) -> list[dict]:
     for index, clip, seed in _items(clips, config.seeds):
         frames = runner.text_to_video(clip.caption, *size, config.num_frames, seed)
         reference = clip.render(*size, config.num_frames)
-        score = score_against_caption(frames, clip.spec)
-        values = {k.replace("_correct", "_acc"): float(v) for k, v in score.items()}
+        values = _object_scores(frames, clip.spec, T2V_KEYS + ("last_present_acc",))
         values.update(M.temporal_smoothness(frames, reference))
         records.append(_record(subset, index, clip, seed, frames.shape, **extra, **values))
         bar.update()
@@ -506,6 +517,7 @@ def _run_long(pipe, config, clips, size, bar) -> list[dict]:
             clip.caption, config.long_num_frames, segment_frames=config.long_segment_frames,
             overlap=config.long_overlap, height=size[0], width=size[1], generator=_generator(pipe, seed),
             num_inference_steps=config.steps, guidance_scale=config.guidance,
+            guidance_rescale=config.guidance_rescale,
         )  # (F, H, W, 3)
         seam = M.seam_continuity(frames, seams)
         records.append(_record("long", index, clip, seed, frames.shape, seam_across=seam["across"],

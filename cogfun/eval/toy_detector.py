@@ -239,13 +239,14 @@ def _expected(spec) -> dict:
     return dict(colour=spec.colour, shape=spec.shape, direction=spec.direction)
 
 
-def score_against_caption(frames: np.ndarray, spec, **detector_kwargs) -> dict:
+def score_against_caption(frames: np.ndarray, spec, found: dict | None = None, **detector_kwargs) -> dict:
     """Check a (generated) shape clip against what its caption asked for.
 
     Args:
         frames: ``(F, H, W, 3)`` float in [0, 1].
         spec: the :class:`~cogfun.data.toy.ToyClipSpec` (or its ``to_dict()``, as the toy dataset
             returns it, or the caption text itself) of a ``"shape"`` clip.
+        found: :func:`detect_toy_object` of ``frames`` when already computed (then ``detector_kwargs`` are unused).
         **detector_kwargs: forwarded to :func:`detect_toy_object`.
 
     Returns:
@@ -255,7 +256,7 @@ def score_against_caption(frames: np.ndarray, spec, **detector_kwargs) -> dict:
         asked colour, still in the last frame); all ``False`` when no object is found.
     """
     expected = _expected(spec)
-    found = detect_toy_object(frames, **detector_kwargs)
+    found = detect_toy_object(frames, **detector_kwargs) if found is None else found
     out = {f"{k}_correct": bool(found["found"] and found[k] == v) for k, v in expected.items()}
     out["all_correct"] = all(out.values())
     size = None if isinstance(spec, str) else (spec["size"] if isinstance(spec, dict) else spec.size)
@@ -263,6 +264,29 @@ def score_against_caption(frames: np.ndarray, spec, **detector_kwargs) -> dict:
     out["last_present_correct"] = bool(
         out["present_correct"] and out["colour_correct"] and not np.isnan(found["areas"][-1]))
     return out
+
+
+def describe_object(found: dict, frame_size: tuple[int, int], size: float | None = None) -> dict:
+    """What the detector read, for telling failures apart (records of ``cogfun eval``).
+
+    Args:
+        found: :func:`detect_toy_object` output.
+        frame_size: ``(H, W)``.
+        size: the spec's object size (fraction of ``min(H, W)``), or None.
+
+    Returns:
+        dict with ``detected_colour``, ``detected_shape``, ``detected_direction`` (None when no object),
+        ``seen_frames`` (share of frames the object is seen in) and ``area_ratio`` (median area over the frames
+        it is seen in, over the asked bounding box ``(size * min(H, W))^2``: about 0.5-1 for a right-sized
+        object, far above 1 for a flood, far below for a speck; None without ``size`` or object).
+    """
+    areas = np.asarray(found["areas"], np.float64)
+    seen = ~np.isnan(areas)
+    ratio = None
+    if found["found"] and size is not None and seen.any():
+        ratio = float(np.median(areas[seen]) / (size * min(frame_size)) ** 2)
+    return dict(detected_colour=found["colour"], detected_shape=found["shape"], detected_direction=found["direction"],
+                seen_frames=float(seen.mean()), area_ratio=ratio)
 
 
 def object_present(found: dict, frame_size: tuple[int, int], size: float | None = None,

@@ -73,6 +73,8 @@ def add_generate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default the model's: 25 toy, 50 released)")
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance >= 1 (1: off; default the model's, 6.0)")
+    p.add_argument("--guidance-rescale", type=float, default=None,
+                   help="guidance rescale in [0, 1] (Lin et al. 2024; 0: plain guidance; default the model's)")
     p.add_argument("--sampler", default=None, help="sampler name (default the model's, ddim)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--fps", type=float, default=None,
@@ -136,6 +138,7 @@ def _check_values(args: argparse.Namespace) -> None:
         V.check_num_frames(args.num_frames, "--num-frames")
     V.check_steps(args.steps)
     V.check_guidance(args.guidance)
+    V.check_guidance_rescale(args.guidance_rescale)
     V.check_strength(args.strength)
     V.check_fps(args.fps, "--fps")
     V.check_seed(args.seed)
@@ -280,7 +283,8 @@ def run_generate(args: argparse.Namespace) -> int:
         pipe.set_sampler(args.sampler)
     generator = torch.Generator().manual_seed(args.seed)
     common = dict(negative_prompt=args.negative_prompt, num_inference_steps=args.steps,
-                  guidance_scale=args.guidance, generator=generator, height=height, width=width)
+                  guidance_scale=args.guidance, guidance_rescale=args.guidance_rescale, generator=generator,
+                  height=height, width=width)
     start = time.perf_counter()
     if mode == "long_video":
         segment_frames = args.segment_frames or pipe.generation_defaults.num_frames

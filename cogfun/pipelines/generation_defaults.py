@@ -31,7 +31,8 @@ class GenerationDefaults:
     Attributes:
         height, width: output size in pixels (None: the transformer's sample size).
         num_frames: frames (4k+1).
-        num_inference_steps, guidance_scale, sampler: the sampling recipe.
+        num_inference_steps, guidance_scale, guidance_rescale, sampler: the sampling recipe (a file without
+            ``guidance_rescale`` means 0, plain guidance).
         trained_sizes: ``(height, width, num_frames)`` triples the model was trained on; empty = unknown.
     """
 
@@ -40,6 +41,7 @@ class GenerationDefaults:
     num_frames: int = 49
     num_inference_steps: int = 50
     guidance_scale: float = 6.0
+    guidance_rescale: float = 0.0
     sampler: str = "ddim"
     trained_sizes: tuple[tuple[int, int, int], ...] = field(default_factory=tuple)
 
@@ -50,6 +52,8 @@ class GenerationDefaults:
             raise ValueError(f"num_frames must be 4k+1 (got {self.num_frames}) in {FILE_NAME}")
         if self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1 (got {self.num_inference_steps}) in {FILE_NAME}")
+        if not 0 <= self.guidance_rescale <= 1:
+            raise ValueError(f"guidance_rescale must be in [0, 1] (got {self.guidance_rescale}) in {FILE_NAME}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler {self.sampler!r} in {FILE_NAME} is none of {sorted(SAMPLERS)}")
         for side in (self.height, self.width):

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, DiffusionPipeline
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -202,7 +203,7 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
     @staticmethod
     def check_arguments(prompt=None, negative_prompt=None, height=None, width=None, num_frames=None,
                         num_inference_steps=None, guidance_scale=None, strength=None, latents=None,
-                        prompt_embeds=None, negative_prompt_embeds=None) -> None:
+                        prompt_embeds=None, negative_prompt_embeds=None, guidance_rescale=None) -> None:
         """Check what the caller gave, before anything runs: ``None`` means the default, anything else must be
         valid (``num_frames=0`` or ``height=0`` is an error, never the default). Raises ``ValueError``."""
         V.check_prompt(prompt, required=prompt_embeds is None)
@@ -212,6 +213,7 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
         V.check_num_frames(num_frames)
         V.check_steps(num_inference_steps)
         V.check_guidance(guidance_scale)
+        V.check_guidance_rescale(guidance_rescale)
         V.check_strength(strength)
         for name, tensor in (("latents", latents), ("prompt_embeds", prompt_embeds),
                              ("negative_prompt_embeds", negative_prompt_embeds)):
@@ -385,6 +387,7 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
         num_frames: int | None = None,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
+        guidance_rescale: float | None = None,
         noise_aug_strength: float = M.INFERENCE_NOISE_SIGMA,
         num_videos_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
@@ -422,6 +425,10 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
                 the model's default (49 for released checkpoints). A video path is decoded only that far.
             num_inference_steps, guidance_scale: sampler steps (>= 1) and classifier-free guidance (>= 1;
                 1 switches it off); default the model's (50 and 6.0 for released checkpoints).
+            guidance_rescale: in [0, 1]; mixes the guided prediction with itself rescaled to the standard deviation
+                of the text-conditioned one (Lin et al. 2024, section 3.4: high guidance over-saturates with a
+                zero-terminal-SNR schedule), via diffusers' ``rescale_noise_cfg``. 0 (the released checkpoints'
+                and the reference's behaviour) is plain guidance; default the model's.
             noise_aug_strength: sigma of the noise added to the kept video before encoding, when the
                 transformer's config sets ``add_noise_in_inpaint_model`` (0 disables).
             generator, latents: randomness; ``latents`` ``(B, F_lat, 16, h, w)`` replaces the initial noise.
@@ -459,7 +466,8 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
         """
         # 1. Inputs: the mode is the (video, mask) pair. What was given is checked first; None = the default.
         self.check_arguments(prompt, negative_prompt, height, width, num_frames, num_inference_steps,
-                             guidance_scale, strength, latents, prompt_embeds, negative_prompt_embeds)
+                             guidance_scale, strength, latents, prompt_embeds, negative_prompt_embeds,
+                             guidance_rescale)
         strength = 1.0 if strength is None else strength
         defaults = self.generation_defaults
         self.check_control(video, mask_video, control_video)
@@ -477,6 +485,7 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
         num_frames = defaults.num_frames if num_frames is None else num_frames
         num_inference_steps = defaults.num_inference_steps if num_inference_steps is None else num_inference_steps
         guidance_scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
+        guidance_rescale = defaults.guidance_rescale if guidance_rescale is None else guidance_rescale
         untrained = defaults.untrained(height, width, num_frames)
         if untrained:
             warnings.warn(untrained, stacklevel=2)
@@ -588,6 +597,8 @@ class CogVideoXFunPipeline(DiffusionPipeline, CogVideoXFunLoraLoaderMixin):
                 if do_cfg:
                     uncond, cond_pred = prediction.chunk(2)
                     prediction = uncond + guidance_scale * (cond_pred - uncond)
+                    if guidance_rescale > 0:
+                        prediction = rescale_noise_cfg(prediction, cond_pred, guidance_rescale)
                 if isinstance(self.scheduler, CogVideoXDPMScheduler):
                     latents, old_pred_original_sample = self.scheduler.step(
                         prediction, old_pred_original_sample, t, timesteps[i - 1] if i > 0 else None, latents,

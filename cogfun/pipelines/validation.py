@@ -94,6 +94,15 @@ def check_guidance(value: Any) -> None:
                          "guidance off, the released checkpoints use 6")
 
 
+def check_guidance_rescale(value: Any) -> None:
+    """``guidance_rescale``: None (default) or a number in [0, 1] (0: plain classifier-free guidance)."""
+    if value is None:
+        return
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ValueError(f"guidance_rescale (--guidance-rescale) must be a number in [0, 1] (got {value!r}); 0 is "
+                         "plain guidance, 0.7 the value Lin et al. 2024 suggest")
+
+
 def check_strength(value: Any) -> None:
     """``strength``: None (default) or a number in (0, 1]; 1 starts from pure noise."""
     if value is None:
