@@ -276,7 +276,9 @@ def describe_object(found: dict, frame_size: tuple[int, int], size: float | None
 
     Returns:
         dict with ``detected_colour``, ``detected_shape``, ``detected_direction`` (None when no object),
-        ``seen_frames`` (share of frames the object is seen in) and ``area_ratio`` (median area over the frames
+        ``colour_error`` (RGB distance of the object's measured colour from its palette colour: above
+        :func:`object_present`'s 0.4 the object is faint, e.g. half blended into the background; None when no
+        object), ``seen_frames`` (share of frames the object is seen in) and ``area_ratio`` (median area over the frames
         it is seen in, over the asked bounding box ``(size * min(H, W))^2``: about 0.5-1 for a right-sized
         object, far above 1 for a flood, far below for a speck; None without ``size`` or object).
     """
@@ -285,8 +287,11 @@ def describe_object(found: dict, frame_size: tuple[int, int], size: float | None
     ratio = None
     if found["found"] and size is not None and seen.any():
         ratio = float(np.median(areas[seen]) / (size * min(frame_size)) ** 2)
+    error = None
+    if found["found"]:
+        error = float(np.linalg.norm(found["rgb"] - np.asarray(PALETTE[found["colour"]])))
     return dict(detected_colour=found["colour"], detected_shape=found["shape"], detected_direction=found["direction"],
-                seen_frames=float(seen.mean()), area_ratio=ratio)
+                colour_error=error, seen_frames=float(seen.mean()), area_ratio=ratio)
 
 
 def object_present(found: dict, frame_size: tuple[int, int], size: float | None = None,
