@@ -26,6 +26,7 @@ from cogfun.eval.benchmark import (
     held_out_clips,
     held_out_photo_clips,
     held_out_shape_specs,
+    object_pixels,
     resolve_config,
     summarise,
 )
@@ -220,6 +221,11 @@ def test_vae_psnr_is_the_psnr_of_an_encode_decode_round_trip(pipe, smoke):
         recon = pipe.decode_latents(pipe.encode_video(pixels))
     recon = ((recon[0].clamp(-1, 1) + 1) / 2).permute(1, 2, 3, 0).numpy()
     assert record["psnr"] == pytest.approx(M.psnr(recon, clip), abs=1e-6)
+    mask = object_pixels(clip, ToyClipSpec.from_dict(record["spec"]))
+    assert 0 < mask.mean() < 0.5  # the object, not the background
+    assert record["object_psnr"] == pytest.approx(M.psnr(recon[mask], clip[mask]), abs=1e-6)
+    for key in ("present_acc", "colour_acc", "shape_acc", "direction_acc"):
+        assert record[key] in (0.0, 1.0) and f"vae/{key}" in smoke["metrics"]
     assert smoke["metrics"]["vae/psnr"] == pytest.approx(np.mean([r["psnr"] for r in smoke["records"]
                                                                   if r["subset"] == "vae"]))
 
@@ -254,8 +260,8 @@ def test_eval_command_writes_a_new_run_folder_each_time(tmp_path, capsys):
     runs = [json.loads((f / "metrics.json").read_text()) for f in folders]
     assert runs[0]["metrics"] == runs[1]["metrics"]  # deterministic
     run = runs[0]
-    assert set(run["metrics"]) == {"vae/psnr", "vae/psnr_se", "vae/first_frame_psnr", "vae/first_frame_psnr_se",
-                                   "vae/psnr_min", "vae/n"}
+    per_item = ("psnr", "first_frame_psnr", "object_psnr", "present_acc", "colour_acc", "shape_acc", "direction_acc")
+    assert set(run["metrics"]) == {f"vae/{k}{se}" for k in per_item for se in ("", "_se")} | {"vae/psnr_min", "vae/n"}
     assert run["metrics"]["vae/psnr_se"] is None  # one item: no standard error (NaN, written as null)
     assert run["model"] == "tiny" and run["config"]["subsets"] == ["vae"] and run["config"]["num_prompts"] == 1
     assert run["weights_sha256"] == {}  # a preset: no files
@@ -398,3 +404,32 @@ def test_t2v_and_i2v_records_say_what_the_detector_read():
         assert record["seen_frames"] == 1.0 and 0.4 < record["area_ratio"] < 1.1
         assert record["present_acc"] == record["direction_acc"] == 1.0
     assert t2v["all_acc"] == 1.0 and "all_acc" not in i2v
+
+
+def test_a_lossless_vae_scores_the_cap_and_a_blurring_one_loses_the_object_first():
+    from scipy import ndimage
+
+    from cogfun.eval.benchmark import EvalConfig, _run_vae, held_out_shape_specs
+
+    class RoundTrip:  # encode = identity; decode = identity or a blur of each frame
+        def __init__(self, blur):
+            self.blur = blur
+
+        def encode_video(self, pixels):
+            return pixels
+
+        def decode_latents(self, latents):
+            if not self.blur:
+                return latents
+            return torch.from_numpy(ndimage.gaussian_filter(latents.numpy(), (0, 0, 0, self.blur, self.blur)))
+
+    clips = held_out_shape_specs(4)
+    config = EvalConfig(num_frames=9)
+    bar = types.SimpleNamespace(update=lambda: None)
+    lossless = _run_vae(RoundTrip(0), config, clips, (64, 96), bar)
+    for record in lossless:
+        assert record["psnr"] == record["object_psnr"] == pytest.approx(100.0)
+        assert record["present_acc"] == record["colour_acc"] == record["shape_acc"] == record["direction_acc"] == 1.0
+    blurred = _run_vae(RoundTrip(2.0), config, clips, (64, 96), bar)
+    for record in blurred:  # a blur spares the flat background and eats the object's pixels
+        assert record["object_psnr"] < record["psnr"] - 3

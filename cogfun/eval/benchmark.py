@@ -4,7 +4,9 @@
 plus one record per generated item, ready for ``metrics.json`` (issue 5, item 3). Subsets:
 
 =============  ====================================================================================
-``vae``        encode -> decode of held-out toy clips with the pipeline's VAE: ``vae/psnr``.
+``vae``        encode -> decode of held-out toy clips with the pipeline's VAE: ``vae/psnr``, over the
+               object's pixels ``vae/object_psnr``, and the detector's scores on the reconstructions
+               (``vae/shape_acc``...: the ceiling of a generator's).
 ``i2v``        image-to-video; start image = frame 0 of a held-out clip, prompt = its caption:
                ``i2v/first_frame_psnr`` and temporal smoothness against that clip.
 ``start_end``  start + end image (frames 0 and F-1 of the clip): ``start_end/last_frame_psnr`` too.
@@ -412,15 +414,34 @@ def _items(clips: list[HeldOutClip], seeds: tuple[int, ...]) -> list[tuple[int, 
     return [(i, clip, seed) for i, clip in enumerate(clips) for seed in seeds]
 
 
+#: Pixels farther than this (RGB distance) from a plain background are the object's (``vae/object_psnr``).
+OBJECT_PIXEL_CONTRAST = 0.3
+
+
+def object_pixels(frames: np.ndarray, spec: ToyClipSpec) -> np.ndarray | None:
+    """``(F, H, W)`` bool: the pixels of a rendered shape clip that differ from its plain background by more than
+    :data:`OBJECT_PIXEL_CONTRAST` (the object, its anti-aliased rim left out); None for pans and photo backgrounds."""
+    if spec.kind != "shape" or spec.photo:
+        return None
+    background = np.asarray(PLAIN_BACKGROUNDS[spec.background], np.float32)
+    return np.linalg.norm(frames - background, axis=-1) > OBJECT_PIXEL_CONTRAST
+
+
 def _run_vae(pipe, config, clips, size, bar) -> list[dict]:
+    """Encode-decode round trips: PSNR of the clip, of its first frame and of its object's pixels, and the detector's
+    scores on the reconstruction (what the VAE leaves a generator to reach: its shape accuracy is the ceiling of
+    every generated clip's)."""
     records = []
     for index, clip in enumerate(clips):
         frames = clip.render(*size, config.num_frames)  # (F, H, W, 3)
         pixels = torch.from_numpy(frames).permute(3, 0, 1, 2)[None] * 2 - 1  # (1, 3, F, H, W)
         with torch.no_grad():
             recon = _to_unit(pipe.decode_latents(pipe.encode_video(pixels)))
-        records.append(_record("vae", index, clip, None, frames.shape, psnr=M.psnr(recon, frames),
-                               first_frame_psnr=M.first_frame_psnr(recon, frames[0])))
+        values = dict(psnr=M.psnr(recon, frames), first_frame_psnr=M.first_frame_psnr(recon, frames[0]))
+        mask = object_pixels(frames, clip.spec)
+        values["object_psnr"] = M.psnr(recon[mask], frames[mask]) if mask is not None and mask.any() else float("nan")
+        values.update(_object_scores(recon, clip.spec, VAE_DETECTOR_KEYS))
+        records.append(_record("vae", index, clip, None, frames.shape, **values))
         bar.update()
     return records
 
@@ -575,6 +596,8 @@ def summarise(records: list[dict], prefix: str, keys: tuple[str, ...]) -> dict[s
     return out
 
 
+VAE_DETECTOR_KEYS = ("present_acc", "colour_acc", "shape_acc", "direction_acc")
+VAE_KEYS = ("psnr", "first_frame_psnr", "object_psnr") + VAE_DETECTOR_KEYS
 I2V_KEYS = ("first_frame_psnr", "last_present_acc", "direction_acc")
 START_END_KEYS = ("first_frame_psnr", "last_frame_psnr", "last_present_acc")
 T2V_KEYS = ("present_acc", "colour_acc", "shape_acc", "direction_acc", "all_acc")
@@ -654,7 +677,7 @@ def evaluate(pipe: Any, config: EvalConfig = EvalConfig(), progress: bool = True
             with tqdm(total=totals[subset], desc=f"eval {subset}", disable=not progress) as bar:
                 if subset == "vae":
                     new = _run_vae(pipe, config, shared, size, bar)
-                    metrics.update(summarise(new, "vae", ("psnr", "first_frame_psnr")))
+                    metrics.update(summarise(new, "vae", VAE_KEYS))
                     metrics["vae/psnr_min"] = float(min(r["psnr"] for r in new))
                 elif subset == "i2v":
                     new = _run_i2v(runner, config, shared, size, "i2v", False, bar)
