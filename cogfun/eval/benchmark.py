@@ -26,9 +26,9 @@ The clips of ``vae``, ``i2v``, ``start_end`` and ``inpaint`` come from the confi
 with seed ``prompt_seed``) or ``"mixed"`` (``sample_specs``: pans and photo backgrounds too). On shape clips
 ``i2v`` and ``start_end`` also read the generated object: ``last_present_acc`` (the object, in its colour,
 still in the last frame) and ``direction_acc`` (moving the caption's way). Every record that reads an object
-also says what the detector saw (``detected_colour``, ``detected_shape``, ``detected_direction``, ``seen_frames``,
-``area_ratio``: :func:`~cogfun.eval.toy_detector.describe_object`), so a failure can be told apart: no object,
-a flood, a speck, an object that fades, a wrong word.
+also says what the detector saw (``detected_colour``, ``detected_shape``, ``detected_direction``, ``colour_error``,
+``seen_frames``, ``area_ratio``: :func:`~cogfun.eval.toy_detector.describe_object`), so a failure can be told apart:
+no object, a faint one, a flood, a speck, an object that fades, a wrong word.
 
 Held out, and how:
 - **Prompts.** Training draws specs with ``sample_specs(n, seed)`` and small seeds (0, 1, ...). The
