@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The toy-model recipe: data -> VAE -> latent cache -> inpaint transformer -> cogfun/assets/toy-model, with cogfun
 # alone, in one command:
-#   bash experiments/toy-model/recipe.sh            (about 114 minutes on an idle 2-core CPU, measured per stage: VAE 25, cache 7, transformer 62 in bf16, full evaluation 17, ship and media 2; see the README)
+#   bash experiments/toy-model/recipe.sh            (about 119 minutes on an idle 2-core CPU, measured per stage: VAE 25 + 7, cache 6, transformer 62 in bf16, full evaluation 17, ship and media 2; see the README)
 # Deterministic for its seeds (data seed 0, model seeds 0). Resumable: rerun the same command after an
 # interruption; every stage skips what is done (data, initial model, cache shards) or resumes from its last
-# checkpoint (VAE every 500 steps, transformer every 300). Progress bars show time left per stage.
+# checkpoint (VAE every 1000 steps, transformer every 300). Progress bars show time left per stage.
 # The design and the measurements behind each choice: experiments/toy-model/DIAGNOSIS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,10 +25,14 @@ if [ ! -f $HERE/data/metadata.json ]; then
   $PY -c "from cogfun.data.toy import write_toy_dataset; write_toy_dataset('$HERE/data', 2400, sizes=((64, 96, 17), (96, 64, 17), (64, 96, 17), (64, 64, 17)), seed=0, ext='.png', photos=(), kinds=('shape',))"
 fi
 
-# 2. The small VAE (8x spatial, 4x temporal).
-#    VAE_FROM=cogfun/assets/toy-model reuses the shipped VAE instead (no training): the VAE stage is deterministic,
-#    but the shipped VAE was trained at commit 2f5b065 on mp4 files written by a multi-threaded x264, and 417 of
-#    today's 1500 byte-reproducible encodes of the same clips differ from those by 0.7/255 on average, so only the
+# 2. The small VAE (8x spatial, 4x temporal), in two runs: (a) 5000 steps on the mixed clips of data-vae/ (shapes,
+#    pans, photos: this is where it learns colour; trained on plain backgrounds alone from scratch it draws objects
+#    washed out), then (b) 2500 steps more on the transformer's own clips (data/), which sharpens its objects
+#    (DIAGNOSIS.md section 12: object pixels 10.0 -> 14.4 dB, the detector finds the object in 100% of its
+#    reconstructions instead of 50%).
+#    VAE_FROM=path/to/model-folder reuses that folder's VAE as the finished VAE (both runs skipped); the shipped
+#    model's base VAE (a) was trained at commit 2f5b065 on mp4 files written by a multi-threaded x264, and 417 of
+#    today's 1500 byte-reproducible encodes of the same clips differ from those by 0.7/255 on average, so only a
 #    reused VAE gives the shipped model's bits (DIAGNOSIS.md section 10). The stages after it reproduce them.
 if [ -n "${VAE_FROM:-}" ]; then
   stage "2/6 VAE: reusing the VAE of $VAE_FROM (no training)"
@@ -39,9 +43,11 @@ if [ -n "${VAE_FROM:-}" ]; then
   fi
   if [ ! -f $VAE/vae/config.json ]; then mkdir -p $VAE && cp -r "$VAE_FROM/vae" $VAE/; fi
 else
-  stage "2/6 VAE"
+  stage "2/6 VAE (a) mixed clips"
   $PY -m cogfun.training.command $HERE/vae.yaml --set run_name=recipe --resume
-  VAE=$RUNS/toy-vae/recipe/model
+  stage "2/6 VAE (b) the transformer's clips"
+  $PY -m cogfun.training.command $HERE/vae-plain.yaml --set run_name=recipe-plain --set vae_path=$RUNS/toy-vae/recipe/model/vae --resume
+  VAE=$RUNS/toy-vae/recipe-plain/model
 fi
 
 # 3. The initial model folder: trained VAE + toy T5 and tokenizer + random transformer (seed 0; the toy-p1 preset
@@ -49,6 +55,10 @@ fi
 #    encoded with its VAE and T5, and the transformer trains from it, so both see the very same frozen parts.
 stage "3/6 initial model"
 INIT=$RUNS/toy-init/model
+if [ -f $INIT/model_index.json ] && ! cmp -s "$VAE/vae/diffusion_pytorch_model.safetensors" "$INIT/vae/diffusion_pytorch_model.safetensors"; then
+  echo "$INIT (and the cache $RUNS/toy-cache encoded with it) hold another VAE than $VAE; move both aside to rebuild" >&2
+  exit 2
+fi
 if [ ! -f $INIT/model_index.json ]; then
   $PY -c "from cogfun.pipelines.components import write_initial_model; write_initial_model('$INIT', 'toy-p1', vae_path='$VAE', num_layers=8)"
 fi

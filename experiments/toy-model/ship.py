@@ -27,18 +27,17 @@ RUNS = Path("experiments/runs")
 QUICK_OVERRIDES = ["subsets=[vae, i2v, start_end, t2v]"]
 
 
-def run_summary(name: str) -> dict:
-    """Steps and summed step time of a recipe training run, from its metrics.jsonl; for a stage whose weights
-    were carried over from an earlier recipe run (no metrics here), that run's record from the shipped
-    provenance, marked ``"reused"``."""
-    path = RUNS / name / "recipe" / "metrics.jsonl"
+def run_summary(name: str, part: str, run: str = "recipe") -> dict:
+    """Steps and summed step time of a recipe training run (``RUNS/name/run``), from its metrics.jsonl; for a stage
+    whose weights were carried over from an earlier recipe run (no metrics here), that run's record ``part`` from the
+    shipped provenance, marked ``"reused"``."""
+    path = RUNS / name / run / "metrics.jsonl"
     if not path.is_file():
         previous = json.loads((Path("cogfun/assets/toy-model") / "provenance.json").read_text())
-        part = "vae" if name == "toy-vae" else "transformer"
         record = previous[part]
         return {**record, "reused": record.get("reused", f"weights of the recipe run at commit {previous['commit']}")}
     rows = read_metrics_log(path)
-    return {"run": f"{name}/recipe", "steps": rows[-1]["step"],
+    return {"run": f"{name}/{run}", "steps": rows[-1]["step"],
             "train_minutes": round(sum(r["seconds"] for r in rows) / 60, 1)}
 
 
@@ -49,7 +48,9 @@ def main() -> None:
     parser.add_argument("--recipe-start", type=int, default=None, help="recipe start time (epoch seconds)")
     args = parser.parse_args()
     out = Path(args.out)
-    runs = {"vae": run_summary("toy-vae"), "transformer": run_summary("toy-dit")}  # before the old folder goes
+    runs = {"vae": run_summary("toy-vae", "vae"),  # before the old folder goes
+            "vae_plain": run_summary("toy-vae", "vae_plain", "recipe-plain"),
+            "transformer": run_summary("toy-dit", "transformer")}
 
     pipe = CogVideoXFunPipeline.from_pretrained(args.model)
     runs["transformer"]["parameters_millions"] = round(sum(p.numel() for p in pipe.transformer.parameters()) / 1e6, 1)
@@ -64,7 +65,7 @@ def main() -> None:
     if out.exists():
         shutil.rmtree(out)
     pipe.save_pretrained(out)
-    for name in ("vae.yaml", "dit.yaml"):
+    for name in ("vae.yaml", "vae-plain.yaml", "dit.yaml"):
         shutil.copy(HERE / name, out / name)
 
     source = source_state(HERE)  # the commit, and whether the checkout differed from it
