@@ -22,7 +22,7 @@ import platform
 import statistics
 import time
 
-from paired_stats import quartiles, reexec_with_malloc_env, write_section
+from paired_stats import quartiles, random_cache_batch, reexec_with_malloc_env, write_section
 
 SECTION = "## Training step on the latent cache: bf16 eager vs bf16 + torch.compile (8 layers)"
 
@@ -43,10 +43,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     began = time.perf_counter()
-    b, f, c, h, w, k = args.batch, 5, 16, 8, 12, 3
-    g = torch.Generator().manual_seed(0)
-    batch = dict(latents=torch.randn(b, f, c, h, w, generator=g), prompt_embeds=torch.randn(b, 16, 128, generator=g),
-                 inpaint=torch.randn(b, k, f, 17, h, w, generator=g), inpaint_full=torch.zeros(b, k, dtype=torch.bool))
+    b, f, h, w = args.batch, 5, 8, 12  # latent frames, height, width of random_cache_batch
+    batch = random_cache_batch(b)
     empty = torch.zeros(16, 128)
     scheduler = build_training_scheduler()
     eager = build_transformer("toy-p1", seed=0, num_layers=8).train()

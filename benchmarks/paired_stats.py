@@ -50,3 +50,14 @@ def write_section(section: str, text: str, path: Path = RESULTS) -> None:
     else:
         new = old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
     path.write_text(new)
+
+
+def random_cache_batch(batch_size: int, seed: int = 0) -> dict:
+    """A batch of random tensors of the toy latent cache's shapes at 64x96x17 (5 x 8 x 12 latents, 16 prompt tokens
+    of width 128, 3 masks' inpaint latents): what ``cached_training_loss`` reads in the recipe's transformer stage."""
+    import torch
+
+    b, f, c, h, w, k = batch_size, 5, 16, 8, 12, 3
+    g = torch.Generator().manual_seed(seed)
+    return dict(latents=torch.randn(b, f, c, h, w, generator=g), prompt_embeds=torch.randn(b, 16, 128, generator=g),
+                inpaint=torch.randn(b, k, f, 17, h, w, generator=g), inpaint_full=torch.zeros(b, k, dtype=torch.bool))
