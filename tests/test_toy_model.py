@@ -124,6 +124,27 @@ def test_readme_results_table_quotes_the_recorded_benchmark():
             quoted(f"{key}_se", se, unit)
 
 
+def test_recipe_evaluation_measures_every_target():
+    """The recipe's own `cogfun eval` line (its --suite and --set words) resolves to a config that measures every
+    target of the issue: the unseen size runs in `interpolate` only, and every subset a target names is kept."""
+    from cogfun.eval.benchmark import TARGETS, resolve_config
+
+    recipe = (ROOT / "experiments/toy-model/recipe.sh").read_text()
+    lines = [line for line in recipe.splitlines() if line.startswith("$PY -m cogfun.cli eval")]
+    assert len(lines) == 1, "recipe.sh should run exactly one evaluation"
+    suite = re.search(r"--suite (\S+)", lines[0])[1]
+    overrides = re.findall(r'--set "([^"]+)"', lines[0])
+    assert overrides == ["pos_embed_modes=[interpolate]"]
+    config = resolve_config(suite, overrides)
+    assert config.name == "full" and tuple(config.pos_embed_modes) == ("interpolate",)
+    assert config.num_prompts == EVAL_SUITES["full"].num_prompts and config.unseen_size == EVAL_SUITES["full"].unseen_size
+    for key in TARGETS:
+        subset = key.split("/")[0]
+        assert subset in config.subsets, f"the recipe's evaluation drops {subset}, which target {key} needs"
+        if subset == "unseen":
+            assert key.split("/")[1] in config.pos_embed_modes
+
+
 #: Floors of the shipped model on 12 fixed held-out text-to-video items (64x96x17, 25 DDIM steps, guidance 6),
 #: one detector decision below what the shipped model measured (experiments/toy-model/DIAGNOSIS.md, section 12), so a
 #: retrained model that forgets its colours (chance: 2/12) or never draws an object fails here.
