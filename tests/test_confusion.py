@@ -1,0 +1,52 @@
+"""experiments/toy-model/confusion.py: asked against read, counted from eval records."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "toy-model" / "confusion.py"
+spec = importlib.util.spec_from_file_location("confusion", SCRIPT)
+confusion = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(confusion)
+
+
+def _record(asked, read, subset="t2v"):
+    return dict(subset=subset, spec=dict(direction=asked, colour="red", shape="circle"), detected_direction=read,
+                detected_colour="red", detected_shape="circle")
+
+
+RECORDS = [_record("left", "left"), _record("left", "left"), _record("right", "left"), _record("right", "right"),
+           _record("up", None), _record("still", "still"), _record("down", "down", subset="i2v")]
+
+
+def test_counts_asked_against_read_per_subset():
+    table = confusion.confusion(RECORDS, "t2v")
+    assert list(table) == ["left", "right", "up", "still"]  # table order, asked values only
+    assert table["left"] == {"left": 2} and table["right"] == {"left": 1, "right": 1}
+    assert table["up"] == {"none": 1}  # nothing found is its own column
+    assert confusion.confusion(RECORDS, "i2v") == {"down": {"down": 1}}
+
+
+def test_markdown_rows_columns_and_totals(tmp_path):
+    text = confusion.markdown(confusion.confusion(RECORDS, "t2v"), "t2v", "direction")
+    lines = text.splitlines()
+    assert lines[0] == "| asked \\ read (t2v) | left | right | up | down | still | none |"
+    assert "| right (2) | 1 | 1 | 0 | 0 | 0 | 0 |" in lines
+    assert lines[-1] == "| read in all (6) | 3 | 1 | 0 | 0 | 1 | 1 |"
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"records": RECORDS}))
+    out = tmp_path / "table.md"
+    printed = confusion.main([str(path), "--subset", "t2v", "i2v", "--out", str(out)])
+    assert out.read_text() == printed + "\n" and "| down (1) | 0 | 0 | 0 | 1 | 0 |" in printed
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="attribute must be one of"):
+        confusion.confusion(RECORDS, "t2v", "size")
+    with pytest.raises(ValueError, match="no 'start_end' records"):
+        confusion.confusion(RECORDS, "start_end")
+    old = [{k: v for k, v in r.items() if k != "detected_direction"} for r in RECORDS]
+    with pytest.raises(ValueError, match="rerun `cogfun eval`"):
+        confusion.confusion(old, "t2v")
