@@ -67,6 +67,8 @@ def test_overrides_are_typed():
         ("mask_probabilities=[0.5, 0.5]", "needs 10 values"),
         ("loss_weighting=min-snr", r"loss_weighting must be one of \['uniform', 'capped-snr'\]"),
         ("snr_gamma=0", "snr_gamma must be > 0"),
+        ("object_weight=0.5", r"object_weight must be >= 1 \(got 0.5\); 1 turns the weighting off"),
+        ("object_threshold=0", "object_threshold must be > 0"),
     ],
 )
 def test_bad_overrides_raise(override, message):

@@ -13,6 +13,7 @@ from cogfun.training.loss import (
     build_training_scheduler,
     drop_text,
     draw_training_masks,
+    object_cell_weights,
     timestep_loss_weights,
     training_inpaint_latents,
     training_loss,
@@ -109,6 +110,64 @@ def test_weighted_v_loss_is_the_weighted_mean_of_per_sample_errors(tiny):
     w = timestep_loss_weights(scheduler, extras["timesteps"], "capped-snr", 5.0)
     assert math.isclose(float(plain), float(per_sample.mean()), rel_tol=1e-5)
     assert math.isclose(float(weighted), float((w * per_sample).mean()), rel_tol=1e-5)
+
+
+def test_object_cells_are_those_far_from_the_frame_background():
+    # Two samples, 2 latent frames of 4x6 cells, 3 channels: a plain background per frame and channel, an
+    # "object" of two cells in frame 0 of sample 0 and of one cell in frame 1 of sample 1; sample 1's frame 0
+    # holds a faint cell (below the threshold).
+    latents = torch.zeros(2, 2, 3, 4, 6)
+    latents[:, 0] += torch.tensor([0.3, -1.0, 2.0]).view(3, 1, 1)  # frame backgrounds differ by channel
+    latents[:, 1] += torch.tensor([-0.5, 0.7, 0.1]).view(3, 1, 1)
+    latents[0, 0, :, 1, 2:4] += torch.tensor([1.0, -2.0, 1.5]).view(3, 1)  # RMS distance ~1.55
+    latents[1, 1, :, 3, 5] += torch.tensor([0.0, 0.0, 1.2])  # RMS distance ~0.69
+    latents[1, 0, :, 0, 0] += 0.2  # RMS distance 0.2: background
+
+    weights = object_cell_weights(latents, object_weight=5.0, threshold=0.5)
+    assert weights.shape == (2, 2, 1, 4, 6)
+    cells = 2 * 4 * 6
+    # Sample 0: 2 object cells of 48; raw weights 5 there, 1 elsewhere, then divided by their mean.
+    mean0 = (46 + 2 * 5) / cells
+    assert torch.allclose(weights[0, 0, 0, 1, 2:4], torch.full((2,), 5 / mean0))
+    assert torch.allclose(weights[0, 1], torch.full((1, 4, 6), 1 / mean0))
+    # Sample 1: one object cell; the faint one stays background.
+    mean1 = (47 + 5) / cells
+    assert math.isclose(float(weights[1, 1, 0, 3, 5]), 5 / mean1, rel_tol=1e-6)
+    assert math.isclose(float(weights[1, 0, 0, 0, 0]), 1 / mean1, rel_tol=1e-6)
+    torch.testing.assert_close(weights.flatten(1).mean(1), torch.ones(2))  # a sample's share is unchanged
+    # A higher threshold drops the 0.69 cell: sample 1 is all background, uniform weights.
+    assert torch.equal(object_cell_weights(latents, 5.0, threshold=1.0)[1], torch.ones(2, 1, 4, 6))
+    assert torch.equal(object_cell_weights(latents, 1.0, threshold=0.5), torch.ones(2, 2, 1, 4, 6))
+    with pytest.raises(ValueError, match="object_weight must be >= 1"):
+        object_cell_weights(latents, 0.5, 0.5)
+    with pytest.raises(ValueError, match="object_threshold must be > 0"):
+        object_cell_weights(latents, 2.0, 0.0)
+
+
+def test_object_weighted_v_loss_is_the_cell_weighted_mean(tiny):
+    transformer = tiny[0]
+    scheduler = build_training_scheduler()
+    torch.manual_seed(3)
+    latents = torch.zeros(2, 3, 16, 4, 6)
+    latents[:, :, :, 1:3, 2] = 2.0  # an object of two cells in every frame
+    text, inpaint = torch.randn(2, 16, 32), torch.randn(2, 3, 17, 4, 6)
+    with torch.no_grad():
+        plain, extras = v_prediction_loss(transformer, scheduler, latents, text, inpaint,
+                                          torch.Generator().manual_seed(4))
+        one, _ = v_prediction_loss(transformer, scheduler, latents, text, inpaint,
+                                   torch.Generator().manual_seed(4), object_weight=1.0)
+        weighted, extras_w = v_prediction_loss(transformer, scheduler, latents, text, inpaint,
+                                               torch.Generator().manual_seed(4), object_weight=9.0,
+                                               object_threshold=0.5)
+    assert float(one) == float(plain)  # weight 1 is the reference's plain mean
+    assert torch.equal(extras["timesteps"], extras_w["timesteps"])  # same draws
+    error = (extras["pred"] - extras["target"]).square()  # (B, F, C, h, w)
+    is_object = torch.zeros(1, 1, 1, 4, 6, dtype=torch.bool)
+    is_object[..., 1:3, 2] = True
+    cell_weight = torch.where(is_object, 9.0, 1.0) / ((22 + 2 * 9) / 24)  # normalised to mean 1
+    expected = (error * cell_weight).flatten(1).mean(1).mean()
+    assert math.isclose(float(weighted), float(expected), rel_tol=1e-5)
+    assert not math.isclose(float(weighted), float(plain), rel_tol=1e-3)
 
 
 def test_text_dropout_uses_the_empty_prompt_at_the_right_rate(tiny):

@@ -212,6 +212,10 @@ class TransformerTrainConfig(TrainConfig):
             ``.mode()``.
         loss_weighting, snr_gamma: per-timestep weights of the v-MSE: ``"uniform"`` (the reference) or
             ``"capped-snr"`` (Min-SNR-gamma with the v-loss's +1 kept; ``cogfun.training.loss.timestep_loss_weights``).
+        object_weight, object_threshold: per-cell weights of the v-MSE: cells of the clean latents farther
+            than ``object_threshold`` (RMS over channels) from their frame's spatial median weigh
+            ``object_weight``, the rest 1, normalised per sample (``cogfun.training.loss.object_cell_weights``).
+            1 (the default) is the reference: every cell alike.
         noise_aug: noise-augment the reference video; None = the transformer config's
             ``add_noise_in_inpaint_model``.
         lora, lora_rank, lora_alpha, lora_target_modules: train peft LoRA adapters only (rank 64 / alpha 32:
@@ -262,6 +266,8 @@ class TransformerTrainConfig(TrainConfig):
     latent_sampling: str = "sample"
     loss_weighting: str = "uniform"
     snr_gamma: float = 5.0
+    object_weight: float = 1.0
+    object_threshold: float = 0.5
     noise_aug: bool | None = None
     lora: bool = False
     lora_rank: int = 64
@@ -288,6 +294,10 @@ class TransformerTrainConfig(TrainConfig):
         _check_choice("loss_weighting", self.loss_weighting, LOSS_WEIGHTINGS)
         if self.snr_gamma <= 0:
             raise ValueError(f"snr_gamma must be > 0 (got {self.snr_gamma}); the Min-SNR paper uses 5")
+        if self.object_weight < 1:
+            raise ValueError(f"object_weight must be >= 1 (got {self.object_weight}); 1 turns the weighting off")
+        if self.object_threshold <= 0:
+            raise ValueError(f"object_threshold must be > 0 (got {self.object_threshold})")
         if (self.max_frames - 1) % 4:
             raise ValueError(
                 f"max_frames must be 4k+1 (got {self.max_frames}); try {(self.max_frames - 1) // 4 * 4 + 1}"

@@ -693,6 +693,7 @@ def _train_transformer(
                         text_dropout=config.text_dropout, t2v_prob=config.t2v_prob,
                         t2v_zero_prob=config.t2v_zero_prob, latent_sampling=config.latent_sampling,
                         device=accelerator.device, weighting=config.loss_weighting, snr_gamma=config.snr_gamma,
+                        object_weight=config.object_weight, object_threshold=config.object_threshold,
                     )
                 else:
                     out = training_loss(
@@ -701,6 +702,7 @@ def _train_transformer(
                         mask_probabilities=config.mask_probabilities, noise_aug=noise_aug,
                         latent_sampling=config.latent_sampling, device=accelerator.device,
                         weighting=config.loss_weighting, snr_gamma=config.snr_gamma,
+                        object_weight=config.object_weight, object_threshold=config.object_threshold,
                     )
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients:
