@@ -132,3 +132,23 @@ def test_a_cache_without_conditionings_is_refused_with_the_fix(cached, tmp_path)
                                     batch_size=2, max_steps=1, num_threads=1, cpu=True)
     with pytest.raises(ValueError, match="--inpaint-masks"):
         train(config)
+
+
+def test_the_trainer_weighs_object_cells_when_asked(cached, tmp_path):
+    root, init = cached
+    common = dict(name="weights", output_dir=str(tmp_path), pretrained=str(init), latent_cache=str(root / "cache"),
+                  batch_size=3, learning_rate=1e-3, t2v_prob=0.3, max_steps=2, checkpointing_steps=2, num_threads=1,
+                  cpu=True)
+
+    def losses(run_name, **overrides):
+        run = train(TransformerTrainConfig(run_name=run_name, **common, **overrides))
+        return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    plain = losses("plain")
+    # No cell is that far from its frame's median: every weight is 1, the reference's loss, to rounding.
+    none_marked = losses("none-marked", object_weight=5.0, object_threshold=1e6)
+    # The tiny random VAE's posterior is wide (std ~1.2): a sampled cell lies ~1.2 from its frame's median, so 1.2 marks
+    # about half of the cells.
+    weighted = losses("weighted", object_weight=5.0, object_threshold=1.2)
+    assert none_marked == pytest.approx(plain, rel=1e-6)
+    assert abs(weighted[0] - plain[0]) > 1e-4 * plain[0]  # same draws, other weights: another loss

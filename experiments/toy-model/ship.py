@@ -1,11 +1,13 @@
 """Ship a trained toy model as the default model (step 6 of recipe.sh).
 
     .venv/bin/python experiments/toy-model/ship.py RUN/model cogfun/assets/toy-model [--recipe-start EPOCH]
+    .venv/bin/python experiments/toy-model/ship.py experiments/runs/toy-dit/NAME/model experiments/runs/candidate-NAME \
+        --run NAME --no-quick-eval      # a pilot, as a model folder to evaluate
 
 Writes the model folder (transformer weights in float16 to keep the folder small; they load as float32), its
 ``generation_defaults.json`` (the cache's bucket sizes as ``trained_sizes``; 64x96x17, 25 DDIM steps, guidance 6),
-the two training configs, ``provenance.json`` (commit, seeds, steps, minutes, sizes) and the quick-eval record
-``eval_quick.json``.
+the training configs (with ``--run``, also that run's resolved ``config.yaml`` as ``dit-run.yaml``),
+``provenance.json`` (commit, seeds, steps, minutes, sizes) and the quick-eval record ``eval_quick.json``.
 """
 
 import argparse
@@ -46,11 +48,17 @@ def main() -> None:
     parser.add_argument("model", help="the trained model folder (RUN/model)")
     parser.add_argument("out", help="where the default model goes (replaced)")
     parser.add_argument("--recipe-start", type=int, default=None, help="recipe start time (epoch seconds)")
+    parser.add_argument("--run", default="recipe",
+                        help="the transformer's run name under experiments/runs/toy-dit (default: recipe)")
+    parser.add_argument("--no-quick-eval", action="store_true", help="skip the quick-eval record")
     args = parser.parse_args()
     out = Path(args.out)
+    run_config = RUNS / "toy-dit" / args.run / "config.yaml"
+    if args.run != "recipe" and not run_config.is_file():
+        raise SystemExit(f"{run_config} is missing: --run names a folder of experiments/runs/toy-dit that holds a run")
     runs = {"vae": run_summary("toy-vae", "vae"),  # before the old folder goes
             "vae_plain": run_summary("toy-vae", "vae_plain", "recipe-plain"),
-            "transformer": run_summary("toy-dit", "transformer")}
+            "transformer": run_summary("toy-dit", "transformer", args.run)}
 
     pipe = CogVideoXFunPipeline.from_pretrained(args.model)
     runs["transformer"]["parameters_millions"] = round(sum(p.numel() for p in pipe.transformer.parameters()) / 1e6, 1)
@@ -67,6 +75,8 @@ def main() -> None:
     pipe.save_pretrained(out)
     for name in ("vae.yaml", "vae-plain.yaml", "dit.yaml"):
         shutil.copy(HERE / name, out / name)
+    if args.run != "recipe":
+        shutil.copy(run_config, out / "dit-run.yaml")
 
     source = source_state(HERE)  # the commit, and whether the checkout differed from it
     provenance = dict(
@@ -80,6 +90,9 @@ def main() -> None:
         provenance["recipe_minutes_to_ship"] = round((time.time() - args.recipe_start) / 60, 1)
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
 
+    if args.no_quick_eval:
+        print(f"shipped {args.model} -> {out} (no quick-eval record)")
+        return
     shipped = CogVideoXFunPipeline.from_pretrained(out)
     result = evaluate_suite(shipped, "quick", QUICK_OVERRIDES)
     (out / "eval_quick.json").write_text(json.dumps(
