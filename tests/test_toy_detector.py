@@ -180,6 +180,8 @@ def test_describe_object_reads_what_was_drawn_and_its_size(shape, fill):
         "yellow", shape, "left")
     assert reading["seen_frames"] == 1.0 and reading["colour_error"] < 0.05
     assert reading["area_ratio"] == pytest.approx(fill, rel=0.15)  # area over the asked bounding box
+    dx, dy = reading["displacement"]  # fractions of the short side (64 px), image y down
+    assert dx == pytest.approx(-0.8 * (96 - 2 * 11.2) / 64, abs=0.03) and abs(dy) < 0.01  # speed 0.8 of the free width
     blue = render_clip(ToyClipSpec("shape", "left", "grey", shape, "blue", size=0.35, speed=0.8), 64, 96, 9, seed=1)
     faint = describe_object(detect_toy_object(0.5 * blue + 0.5 * blue[:, :1, :1]), (64, 96), spec.size)
     assert faint["detected_colour"] == "blue" and faint["colour_error"] == pytest.approx(0.433, abs=0.03)  # half blended
@@ -199,4 +201,5 @@ def test_describe_object_tells_a_flood_a_speck_and_nothing_apart():
     assert reading["area_ratio"] < 0.05 and reading["seen_frames"] == pytest.approx(0.6)
     blank = describe_object(detect_toy_object(np.full_like(frames, 0.5)), (64, 64), spec.size)
     assert blank["detected_colour"] is None and blank["seen_frames"] == 0.0 and blank["area_ratio"] is None
+    assert blank["displacement"] is None
     assert blank["colour_error"] is None

@@ -27,8 +27,8 @@ with seed ``prompt_seed``) or ``"mixed"`` (``sample_specs``: pans and photo back
 ``i2v`` and ``start_end`` also read the generated object: ``last_present_acc`` (the object, in its colour,
 still in the last frame) and ``direction_acc`` (moving the caption's way). Every record that reads an object
 also says what the detector saw (``detected_colour``, ``detected_shape``, ``detected_direction``, ``colour_error``,
-``seen_frames``, ``area_ratio``: :func:`~cogfun.eval.toy_detector.describe_object`), so a failure can be told apart:
-no object, a faint one, a flood, a speck, an object that fades, a wrong word.
+``seen_frames``, ``area_ratio``, ``displacement``: :func:`~cogfun.eval.toy_detector.describe_object`), so a failure
+can be told apart: no object, a faint one, a flood, a speck, an object that fades, a wrong word, a shared drift.
 
 Held out, and how:
 - **Prompts.** Training draws specs with ``sample_specs(n, seed)`` and small seeds (0, 1, ...). The

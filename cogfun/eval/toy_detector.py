@@ -280,7 +280,10 @@ def describe_object(found: dict, frame_size: tuple[int, int], size: float | None
         :func:`object_present`'s 0.4 the object is faint, e.g. half blended into the background; None when no
         object), ``seen_frames`` (share of frames the object is seen in) and ``area_ratio`` (median area over the frames
         it is seen in, over the asked bounding box ``(size * min(H, W))^2``: about 0.5-1 for a right-sized
-        object, far above 1 for a flood, far below for a speck; None without ``size`` or object).
+        object, far above 1 for a flood, far below for a speck; None without ``size`` or object) and
+        ``displacement`` (the fitted motion ``[dx, dy]`` over the clip as fractions of ``min(H, W)``, image
+        y pointing down: what the direction was read from, so a drift shared by many videos shows; None when
+        no object).
     """
     areas = np.asarray(found["areas"], np.float64)
     seen = ~np.isnan(areas)
@@ -290,8 +293,11 @@ def describe_object(found: dict, frame_size: tuple[int, int], size: float | None
     error = None
     if found["found"]:
         error = float(np.linalg.norm(found["rgb"] - np.asarray(PALETTE[found["colour"]])))
+    displacement = None
+    if found["found"]:
+        displacement = [round(float(d) / min(frame_size), 4) for d in found["displacement"]]
     return dict(detected_colour=found["colour"], detected_shape=found["shape"], detected_direction=found["direction"],
-                colour_error=error, seen_frames=float(seen.mean()), area_ratio=ratio)
+                colour_error=error, seen_frames=float(seen.mean()), area_ratio=ratio, displacement=displacement)
 
 
 def object_present(found: dict, frame_size: tuple[int, int], size: float | None = None,
