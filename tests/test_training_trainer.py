@@ -183,6 +183,11 @@ def test_dataloader_workers_change_nothing(data, tmp_path):
         state = json.loads((run_dir / "checkpoints" / "checkpoint-000002" / "training_state.json").read_text())
         return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()], state
 
+    # Workers start from a fork server, not a fork of this process (which has decoded video: a forked worker
+    # inherited FFmpeg's swscale thread pool without its threads and hung in CI).
+    from cogfun.training.dataset import worker_context
+
+    assert worker_context(0) is None and worker_context(2) == "forkserver"
     (plain, plain_state), (workers, workers_state) = run(0), run(2)
     assert plain == workers
     # the checkpoint holds the position of the batches consumed, not of those prefetched

@@ -33,7 +33,10 @@ from torch.utils.data import Dataset, Sampler
 from ..buckets import Bucket, BucketBatchSampler, bucket_for, resize_crop_box
 from ..data.video_io import frames_to_tensor, probe_video, read_image, read_video
 
-__all__ = ["BucketVideoDataset", "TaggedBatchSampler", "check_metadata", "collate", "load_metadata", "sample_window"]
+__all__ = [
+    "BucketVideoDataset", "TaggedBatchSampler", "check_metadata", "collate", "load_metadata", "sample_window",
+    "worker_context",
+]
 
 
 def load_metadata(path: str | Path) -> list[dict[str, Any]]:
@@ -273,3 +276,14 @@ class TaggedBatchSampler(Sampler[list[tuple[int, int, int]]]):
         for batch in self.sampler:
             epoch, position = self.sampler.epoch, self.sampler.batches_yielded
             yield [(index, epoch, position) for index in batch]
+
+
+def worker_context(num_workers: int) -> str | None:
+    """The DataLoader's ``multiprocessing_context``: ``"forkserver"`` when there are workers, else None.
+
+    Workers forked from a process that has already decoded video inherit FFmpeg's swscale thread pool
+    without its threads, and ``frame.to_ndarray`` then waits forever (seen in CI: both workers of a 2-worker
+    DataLoader stuck in ``avpriv_slicethread_execute`` under ``sws_scale_frame``). Workers started by a fork
+    server begin from a clean process.
+    """
+    return "forkserver" if num_workers > 0 else None

@@ -64,7 +64,7 @@ from .checkpoint import (
     save_rng_state,
 )
 from .config import TrainConfig, TransformerTrainConfig, config_to_dict, load_config, resolve_lora_targets, save_config
-from .dataset import BucketVideoDataset, TaggedBatchSampler, collate, collate_cached
+from .dataset import BucketVideoDataset, TaggedBatchSampler, collate, collate_cached, worker_context
 from .loss import PromptCache, build_training_scheduler, cached_training_loss, training_loss
 
 __all__ = [
@@ -676,6 +676,7 @@ def _train_transformer(
                 dataset, batch_sampler=TaggedBatchSampler(sampler),
                 collate_fn=collate_cached if config.latent_cache else collate,
                 num_workers=config.num_workers,
+                multiprocessing_context=worker_context(config.num_workers),
             )
             batches = iter(loader)
             _print(accelerator, f"stage {stage}: budget {budget} tokens, {len(set(dataset.keys))} buckets, "

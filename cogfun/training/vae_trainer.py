@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ..buckets import BucketBatchSampler, resize_crop_box
 from ..data.video_io import frames_to_tensor, frames_to_uint8, read_video
 from .config import VAETrainConfig
-from .dataset import TaggedBatchSampler, collate, load_metadata
+from .dataset import TaggedBatchSampler, collate, load_metadata, worker_context
 from .trainer import (
     MetricsLog,
     _print,
@@ -275,7 +275,8 @@ def _train_vae(config: VAETrainConfig, resume: bool | str | None) -> Path:
     start_step = global_step
     sampler_state = sampler.state_dict()
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=TaggedBatchSampler(sampler), collate_fn=collate,
-                                         num_workers=config.num_workers)
+                                         num_workers=config.num_workers,
+                                         multiprocessing_context=worker_context(config.num_workers))
     batches = iter(loader)
 
     # 5. The loop.
