@@ -321,14 +321,16 @@ def _decode_in_child(path, queue):
 
 
 def test_a_forked_child_decodes_without_ffmpeg_threads(tmp_path):
-    # A 2-worker DataLoader hung in FFmpeg's frame threads after its parent had encoded and decoded mp4 files;
-    # children now decode single-threaded (the same pixels), the main process keeps threads.
+    # A 2-worker DataLoader hung in FFmpeg's thread pools after its parent had decoded mp4 files; children now
+    # decode single-threaded (the same pixels), the main process keeps threads. The child comes from a fork
+    # server, as the trainers' DataLoader workers do: a plain fork of this process inherits swscale's thread
+    # pool without its threads and can hang in frame.to_ndarray whatever the decoder's thread type.
     import multiprocessing
 
     path = write_video(tmp_path / "clip.mp4", np.random.default_rng(0).random((5, 32, 32, 3)), fps=8)
     assert decode_thread_type() == "AUTO"
     read_video(path)  # the parent decodes with threads first, as the trainer's process does
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("forkserver")
     queue = context.Queue()
     child = context.Process(target=_decode_in_child, args=(path, queue))
     child.start()
