@@ -8,7 +8,6 @@ import torch
 
 from cogfun.data import video_io
 from cogfun.data.video_io import (
-    decode_thread_type,
     frames_to_tensor,
     frames_to_uint8,
     gif_bytes,
@@ -313,28 +312,3 @@ def test_a_palette_apng_is_smaller_for_noisy_upscaled_frames_and_close_to_the_or
             assert np.abs(decoded - frames[k]).mean() < 6  # a few grey levels of 255
     with pytest.raises(ValueError, match="colours"):
         apng_bytes(frames, colours=1)
-
-
-def _decode_in_child(path, queue):
-    frames, _ = read_video(path)
-    queue.put((decode_thread_type(), frames.shape))
-
-
-def test_a_forked_child_decodes_without_ffmpeg_threads(tmp_path):
-    # A 2-worker DataLoader hung in FFmpeg's thread pools after its parent had decoded mp4 files; children now
-    # decode single-threaded (the same pixels), the main process keeps threads. The child comes from a fork
-    # server, as the trainers' DataLoader workers do: a plain fork of this process inherits swscale's thread
-    # pool without its threads and can hang in frame.to_ndarray whatever the decoder's thread type.
-    import multiprocessing
-
-    path = write_video(tmp_path / "clip.mp4", np.random.default_rng(0).random((5, 32, 32, 3)), fps=8)
-    assert decode_thread_type() == "AUTO"
-    read_video(path)  # the parent decodes with threads first, as the trainer's process does
-    context = multiprocessing.get_context("forkserver")
-    queue = context.Queue()
-    child = context.Process(target=_decode_in_child, args=(path, queue))
-    child.start()
-    thread_type, shape = queue.get(timeout=60)
-    child.join(timeout=60)
-    assert child.exitcode == 0
-    assert thread_type == "NONE" and shape == (5, 32, 32, 3)

@@ -76,7 +76,7 @@ from .scenes import (
     ContentDetector,
     detect_video_scenes,
 )
-from .video_io import VIDEO_EXTENSIONS, decode_thread_type, probe_video, write_video
+from .video_io import VIDEO_EXTENSIONS, probe_video, write_video
 
 __all__ = [
     "CaptionFunctionError",
@@ -460,7 +460,7 @@ def _decode_clips(path: Path, windows: list[tuple[int, int]], size: tuple[int, i
     buffer: list[np.ndarray] = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        stream.thread_type = decode_thread_type()
+        stream.thread_type = "AUTO"
         for index, frame in enumerate(container.decode(stream)):
             if index >= last or current >= len(order):
                 break

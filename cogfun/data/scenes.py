@@ -237,8 +237,6 @@ def detect_video_scenes(
     """
     import av
 
-    from .video_io import decode_thread_type
-
     path = Path(path)
     detector = ContentDetector(threshold, min_scene_frames)
     try:
@@ -246,7 +244,7 @@ def detect_video_scenes(
             if not container.streams.video:
                 raise ValueError(f"could not decode video {path}: it has no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = decode_thread_type()
+            stream.thread_type = "AUTO"
             for frame in container.decode(stream):
                 if max_frames is not None and detector.num_frames >= max_frames:
                     break
