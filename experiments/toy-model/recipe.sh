@@ -12,6 +12,7 @@ PY=${PY:-.venv/bin/python}
 HERE=experiments/toy-model
 RUNS=experiments/runs
 START=$(date +%s)
+source $HERE/stages.sh  # transformer_data, initial_model, latent_cache
 stage() { echo "[recipe $(( ($(date +%s) - START) / 60 )) min] $*" >&2; }
 
 # 1. Data. For the VAE (unchanged since commit 2f5b065): 1500 mp4 clips of 17 frames at 64x64 / 64x96 / 96x64 /
@@ -21,9 +22,7 @@ stage "1/6 data"
 if [ ! -f $HERE/data-vae/metadata.json ]; then
   $PY -c "from cogfun.data.toy import write_toy_dataset; write_toy_dataset('$HERE/data-vae', 1500, sizes=((64, 64, 17), (64, 96, 17), (96, 64, 17), (96, 96, 17), (128, 128, 17)), seed=0, photo_background_prob=0.25)"
 fi
-if [ ! -f $HERE/data/metadata.json ]; then
-  $PY -c "from cogfun.data.toy import write_toy_dataset; write_toy_dataset('$HERE/data', 2400, sizes=((64, 96, 17), (96, 64, 17), (64, 96, 17), (64, 64, 17)), seed=0, ext='.png', photos=(), kinds=('shape',))"
-fi
+transformer_data
 
 # 2. The small VAE (8x spatial, 4x temporal), in two runs: (a) 5000 steps on the mixed clips of data-vae/ (shapes,
 #    pans, photos: this is where it learns colour; trained on plain backgrounds alone from scratch it draws objects
@@ -55,21 +54,13 @@ fi
 #    encoded with its VAE and T5, and the transformer trains from it, so both see the very same frozen parts.
 stage "3/6 initial model"
 INIT=$RUNS/toy-init/model
-if [ -f $INIT/model_index.json ] && ! cmp -s "$VAE/vae/diffusion_pytorch_model.safetensors" "$INIT/vae/diffusion_pytorch_model.safetensors"; then
-  echo "$INIT (and the cache $RUNS/toy-cache encoded with it) hold another VAE than $VAE; move both aside to rebuild" >&2
-  exit 2
-fi
-if [ ! -f $INIT/model_index.json ]; then
-  $PY -c "from cogfun.pipelines.components import write_initial_model; write_initial_model('$INIT', 'toy-p1', vae_path='$VAE', num_layers=8)"
-fi
+initial_model $VAE
 
 # 4. The latent cache: latents (posterior mean and std), prompt embeddings and the inpaint latents of 3 random
 #    masks per clip (kinds: box, keep first frames, keep first and last, box over a span, ellipse, circle, random
 #    frames). Resumable shard by shard.
 stage "4/6 latent cache"
-$PY -m cogfun.cli cache $HERE/data/metadata.json $RUNS/toy-cache --model $INIT --budget 150 --base-size 64 80 \
-  --max-frames 17 --num-ratios 5 --min-ratio 0.5 --max-ratio 2.0 --store-std --inpaint-masks 3 \
-  --mask-probabilities 0.1 0 0.35 0.25 0.1 0 0 0.1 0.05 0.05 --shard-size 200
+latent_cache
 
 # 5. The inpaint transformer on the cache.
 stage "5/6 transformer"

@@ -24,19 +24,12 @@ if [ $# -lt 1 ] || [[ "$1" == -* ]]; then
 fi
 NAME=$1
 shift
-INIT=$RUNS/toy-init/model
-if [ ! -f $INIT/model_index.json ]; then  # the recipe's stages 1 and 3, on the shipped VAE
-  if [ ! -f $HERE/data/metadata.json ]; then
-    $PY -c "from cogfun.data.toy import write_toy_dataset; write_toy_dataset('$HERE/data', 2400, sizes=((64, 96, 17), (96, 64, 17), (64, 96, 17), (64, 64, 17)), seed=0, ext='.png', photos=(), kinds=('shape',))"
-  fi
-  mkdir -p $RUNS/toy-vae/reused && cp -r cogfun/assets/toy-model/vae $RUNS/toy-vae/reused/
-  $PY -c "from cogfun.pipelines.components import write_initial_model; write_initial_model('$INIT', 'toy-p1', vae_path='$RUNS/toy-vae/reused', num_layers=8)"
-fi
-if [ ! -f $RUNS/toy-cache/cache.json ]; then  # the recipe's stage 4 (resumable shard by shard)
-  $PY -m cogfun.cli cache $HERE/data/metadata.json $RUNS/toy-cache --model $INIT --budget 150 --base-size 64 80 \
-    --max-frames 17 --num-ratios 5 --min-ratio 0.5 --max-ratio 2.0 --store-std --inpaint-masks 3 \
-    --mask-probabilities 0.1 0 0.35 0.25 0.1 0 0 0.1 0.05 0.05 --shard-size 200
-fi
+source $HERE/stages.sh
+transformer_data  # the recipe's stages 1, 3 and 4 on the shipped VAE
+VAE=$RUNS/toy-vae/reused
+if [ ! -f $VAE/vae/config.json ]; then mkdir -p $VAE && cp -r cogfun/assets/toy-model/vae $VAE/; fi
+initial_model $VAE
+[ -f $RUNS/toy-cache/cache.json ] || latent_cache
 RUN=screen1500-$NAME
 if [ ! -f $RUNS/toy-dit/$RUN/model/model_index.json ]; then  # trained already: skip
   $PY -m cogfun.training.command $HERE/dit.yaml --set run_name=$RUN --set max_steps=1500 \
