@@ -50,3 +50,24 @@ def test_clear_errors():
     old = [{k: v for k, v in r.items() if k != "detected_direction"} for r in RECORDS]
     with pytest.raises(ValueError, match="rerun `cogfun eval`"):
         confusion.confusion(old, "t2v")
+
+
+def test_drift_means_per_asked_direction_and_across_the_asked_axis(tmp_path):
+    def moved(asked, dx, dy):
+        return dict(_record(asked, None), displacement=None if dx is None else [dx, dy])
+
+    records = [moved("left", -0.5, 0.1), moved("left", -0.3, 0.1), moved("up", 0.2, -0.6), moved("up", 0.0, -0.4),
+               moved("still", 0.1, 0.0), moved("right", None, None)]
+    table = confusion.drift(records, "t2v")
+    assert table["left"]["n"] == 2 and table["left"]["dx"] == pytest.approx((-0.4, 0.1))
+    assert table["up"]["dy"] == pytest.approx((-0.5, 0.1))
+    # Across the asked axis: dx of up, up, still (0.2, 0.0, 0.1) and dy of left, left, still (0.1, 0.1, 0.0).
+    assert table["across"]["dx"][0] == pytest.approx(0.1) and table["across"]["dy"][0] == pytest.approx(0.2 / 3)
+    assert table["across"]["n"] == 5 and table["no object"]["n"] == 1 and "right" not in table
+    text = confusion.drift_markdown(table, "t2v")
+    assert "| left | 2 | -0.400 +- 0.100 | +0.100 +- 0.000 |" in text
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"records": records}))
+    assert "across the asked axis" in confusion.main([str(path), "--subset", "t2v", "--drift"])
+    with pytest.raises(ValueError, match="carry no displacement"):
+        confusion.drift(RECORDS, "t2v")

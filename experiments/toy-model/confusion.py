@@ -6,7 +6,10 @@ read (``none``: nothing found). A default guess shows as one column filled in ev
 the shipped model reads "left" in 18 of 48 text-to-video videos).
 
     .venv/bin/python experiments/toy-model/confusion.py experiments/toy-model/results/metrics.json \\
-        [--subset t2v i2v] [--attribute direction] [--out table.md]
+        [--subset t2v i2v] [--attribute direction] [--drift] [--out table.md]
+
+``--drift`` adds the mean fitted motion per asked direction (``displacement`` of the records) and the motion across
+the asked axis: a drift the model adds to every video, whatever it was asked.
 """
 
 from __future__ import annotations
@@ -54,15 +57,71 @@ def markdown(table: dict[str, Counter], subset: str, attribute: str) -> str:
     return "\n".join(lines)
 
 
+def drift(records: list[dict], subset: str) -> dict[str, dict]:
+    """Mean fitted motion per asked direction, and the drift across the asked axis, from the records' ``displacement``.
+
+    ``displacement`` is the detector's motion ``[dx, dy]`` over the clip as fractions of the short side (x right, y
+    down; records without an object have none and are skipped). Per asked direction: ``n`` and the mean and standard
+    error of ``dx`` and ``dy``. ``"across"``: a motion the prompt did not ask for, pooled: ``dx`` of the clips asked
+    to go up, down or stand still and ``dy`` of those asked to go left, right or stand still. A drift the model adds
+    to every video shows there as a mean away from 0.
+    """
+    rows = [r for r in records if r.get("subset") == subset and "spec" in r]
+    if not rows:
+        raise ValueError(f"no {subset!r} records with a spec; subsets with detector readings: {READ_SUBSETS}")
+    if "displacement" not in rows[0]:
+        raise ValueError(f"the {subset!r} records carry no displacement: rerun `cogfun eval` with this version (records "
+                         "before 2026-12-07 lack it)")
+    moved = [(r["spec"]["direction"], r["displacement"]) for r in rows if r["displacement"] is not None]
+    out: dict[str, dict] = {}
+    for asked in VALUES["direction"]:
+        values = [d for a, d in moved if a == asked]
+        if values:
+            out[asked] = dict(n=len(values), dx=_mean_se([d[0] for d in values]), dy=_mean_se([d[1] for d in values]))
+    across_x = [d[0] for a, d in moved if a in ("up", "down", "still")]
+    across_y = [d[1] for a, d in moved if a in ("left", "right", "still")]
+    out["across"] = dict(n=len(moved), dx=_mean_se(across_x), dy=_mean_se(across_y))
+    out["no object"] = dict(n=len(rows) - len(moved))
+    return out
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error (nan where fewer than 2 values)."""
+    n = len(values)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    mean = sum(values) / n
+    if n < 2:
+        return (mean, float("nan"))
+    return (mean, (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5)
+
+
+def drift_markdown(table: dict[str, dict], subset: str) -> str:
+    """:func:`drift`'s table as markdown, motions in fractions of the short side."""
+    lines = [f"| asked ({subset}) | videos with an object | mean dx (right +) | mean dy (down +) |", "|---|---|---|---|"]
+    for asked, row in table.items():
+        if asked == "no object":
+            continue
+        label = "across the asked axis" if asked == "across" else asked
+        lines.append(f"| {label} | {row['n']} | {row['dx'][0]:+.3f} +- {row['dx'][1]:.3f} | "
+                     f"{row['dy'][0]:+.3f} +- {row['dy'][1]:.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("record", help="a `cogfun eval` metrics.json")
     parser.add_argument("--subset", nargs="+", default=["t2v", "i2v"], choices=READ_SUBSETS)
     parser.add_argument("--attribute", default="direction", choices=sorted(VALUES))
+    parser.add_argument("--drift", action="store_true",
+                        help="also the mean fitted motion per asked direction and across the asked axis")
     parser.add_argument("--out", help="also write the tables to this markdown file")
     args = parser.parse_args(argv)
     records = json.loads(Path(args.record).read_text())["records"]
-    text = "\n\n".join(markdown(confusion(records, s, args.attribute), s, args.attribute) for s in args.subset)
+    tables = [markdown(confusion(records, s, args.attribute), s, args.attribute) for s in args.subset]
+    if args.drift:
+        tables += [drift_markdown(drift(records, s), s) for s in args.subset]
+    text = "\n\n".join(tables)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
