@@ -69,7 +69,6 @@ def test_overrides_are_typed():
         ("snr_gamma=0", "snr_gamma must be > 0"),
         ("object_weight=0.5", r"object_weight must be >= 1 \(got 0.5\); 1 turns the weighting off"),
         ("object_threshold=0", "object_threshold must be > 0"),
-        ("object_marks=predicted", r"object_marks must be one of \['clean', 'clean-or-predicted'\]"),
     ],
 )
 def test_bad_overrides_raise(override, message):

@@ -170,43 +170,6 @@ def test_object_weighted_v_loss_is_the_cell_weighted_mean(tiny):
     assert not math.isclose(float(weighted), float(plain), rel_tol=1e-3)
 
 
-def test_object_cells_of_the_prediction_weigh_too():
-    clean = torch.zeros(1, 1, 16, 4, 6)
-    clean[..., 1, 2] = 2.0  # the object
-    predicted = torch.zeros(1, 1, 16, 4, 6)
-    predicted[..., 1, 2:5] = 2.0  # drawn three cells wide: two cells painted where there is none
-    only_clean = object_cell_weights(clean, 5.0, threshold=0.5)
-    both = object_cell_weights(clean, 5.0, threshold=0.5, predicted=predicted)
-    assert torch.allclose(only_clean[0, 0, 0, 1, 2:5], torch.tensor([5.0, 1.0, 1.0]) / ((23 + 5) / 24))
-    assert torch.allclose(both[0, 0, 0, 1, 2:5], torch.full((3,), 5.0 / ((21 + 3 * 5) / 24)))
-    assert float(both.mean()) == pytest.approx(1.0)
-    # A prediction with no object adds no marks.
-    assert torch.equal(object_cell_weights(clean, 5.0, 0.5, predicted=torch.zeros_like(clean)), only_clean)
-
-
-def test_predicted_object_marks_use_the_x0_the_v_prediction_implies(tiny):
-    transformer = tiny[0]
-    scheduler = build_training_scheduler()
-    latents = torch.zeros(2, 3, 16, 4, 6)
-    latents[:, :, :, 1:3, 2] = 2.0
-    text, inpaint = torch.randn(2, 16, 32), torch.randn(2, 3, 17, 4, 6)
-    with torch.no_grad():
-        loss, extras = v_prediction_loss(transformer, scheduler, latents, text, inpaint, torch.Generator().manual_seed(4),
-                                         object_weight=3.0, object_threshold=0.5, object_marks="clean-or-predicted")
-    a = scheduler.alphas_cumprod[extras["timesteps"]].view(2, 1, 1, 1, 1)
-    x0 = a.sqrt() * extras["noisy"] - (1 - a).sqrt() * extras["pred"]  # v = sqrt(a) eps - sqrt(1 - a) x0
-    weights = object_cell_weights(latents, 3.0, 0.5, predicted=x0)
-    expected = ((extras["pred"] - extras["target"]).square() * weights).flatten(1).mean(1).mean()
-    assert math.isclose(float(loss), float(expected), rel_tol=1e-5)
-    with pytest.raises(ValueError, match="unknown object_marks 'x0'"):
-        v_prediction_loss(transformer, scheduler, latents, text, inpaint, torch.Generator(), object_weight=3.0,
-                          object_marks="x0")
-    eps_scheduler = build_training_scheduler({"prediction_type": "epsilon"})
-    with pytest.raises(ValueError, match="needs a v_prediction scheduler"):
-        v_prediction_loss(transformer, eps_scheduler, latents, text, inpaint, torch.Generator(), object_weight=3.0,
-                          object_marks="clean-or-predicted")
-
-
 def test_text_dropout_uses_the_empty_prompt_at_the_right_rate(tiny):
     _, _, tokenizer, encoder = tiny
     cache = PromptCache(tokenizer, encoder, max_length=16)

@@ -33,7 +33,7 @@ import yaml
 
 from ..buckets import BUDGET_RULES, StageSchedule
 from .random_masks import MASK_PROBABILITIES
-from .loss import LOSS_WEIGHTINGS, OBJECT_MARKS
+from .loss import LOSS_WEIGHTINGS
 
 __all__ = [
     "KINDS",
@@ -215,9 +215,7 @@ class TransformerTrainConfig(TrainConfig):
         object_weight, object_threshold: per-cell weights of the v-MSE: cells of the clean latents farther
             than ``object_threshold`` (RMS over channels) from their frame's spatial median weigh
             ``object_weight``, the rest 1, normalised per sample (``cogfun.training.loss.object_cell_weights``).
-            1 (the default) is the reference: every cell alike. ``object_marks``: ``"clean"`` (those cells only) or
-            ``"clean-or-predicted"`` (also the cells that are object in the model's predicted x0: painting an
-            object where there is none then costs as much as missing one).
+            1 (the default) is the reference: every cell alike.
         noise_aug: noise-augment the reference video; None = the transformer config's
             ``add_noise_in_inpaint_model``.
         lora, lora_rank, lora_alpha, lora_target_modules: train peft LoRA adapters only (rank 64 / alpha 32:
@@ -270,7 +268,6 @@ class TransformerTrainConfig(TrainConfig):
     snr_gamma: float = 5.0
     object_weight: float = 1.0
     object_threshold: float = 0.5
-    object_marks: str = "clean"
     noise_aug: bool | None = None
     lora: bool = False
     lora_rank: int = 64
@@ -301,7 +298,6 @@ class TransformerTrainConfig(TrainConfig):
             raise ValueError(f"object_weight must be >= 1 (got {self.object_weight}); 1 turns the weighting off")
         if self.object_threshold <= 0:
             raise ValueError(f"object_threshold must be > 0 (got {self.object_threshold})")
-        _check_choice("object_marks", self.object_marks, OBJECT_MARKS)
         if (self.max_frames - 1) % 4:
             raise ValueError(
                 f"max_frames must be 4k+1 (got {self.max_frames}); try {(self.max_frames - 1) // 4 * 4 + 1}"

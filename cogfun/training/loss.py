@@ -55,8 +55,6 @@ __all__ = [
     "v_prediction_loss",
     "timestep_loss_weights",
     "object_cell_weights",
-    "object_cells",
-    "OBJECT_MARKS",
     "LOSS_WEIGHTINGS",
 ]
 
@@ -316,22 +314,7 @@ def timestep_loss_weights(
     return (torch.clamp(snr + 1, max=1 + snr_gamma) / (snr + 1)).float()
 
 
-OBJECT_MARKS = ("clean", "clean-or-predicted")
-
-
-def object_cells(latents: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Where a frame's object is: cells farther than ``threshold`` from the frame's background.
-
-    The background is the spatial median of each frame (per channel); a cell's distance is the RMS over
-    channels. Returns ``(B, F_lat, 1, h, w)`` bool for latents ``(B, F_lat, C, h, w)``.
-    """
-    x = latents.detach().float()
-    background = x.flatten(3).median(dim=3).values[..., None, None]  # (B, F, C, 1, 1)
-    return (x - background).square().mean(dim=2, keepdim=True).sqrt() > threshold  # (B, F, 1, h, w)
-
-
-def object_cell_weights(latents: torch.Tensor, object_weight: float, threshold: float,
-                        predicted: torch.Tensor | None = None) -> torch.Tensor:
+def object_cell_weights(latents: torch.Tensor, object_weight: float, threshold: float) -> torch.Tensor:
     """Per-cell weights of the v-MSE that favour the latent cells of a frame's object.
 
     A cell belongs to the object when its clean latent is far from its frame's background, taken as
@@ -343,17 +326,10 @@ def object_cell_weights(latents: torch.Tensor, object_weight: float, threshold: 
     moves. ``object_weight=1`` is the reference (all ones). A departure from the reference for
     scratch training on plain backgrounds; nothing in CogVideoX-Fun weighs cells.
 
-    Weighing only the clean latents' object is asymmetric: a missed object cell costs ``object_weight``
-    times what an object painted over the background costs, and a model then draws objects too wide
-    (DIAGNOSIS.md section 14). With ``predicted`` (the model's x0 prediction, detached) a cell weighs
-    ``object_weight`` where it is object in the clean latents *or* in the prediction, so painting an
-    object where there is none costs as much as missing one.
-
     Args:
         latents: clean latents ``(B, F_lat, C, h, w)``.
         object_weight: weight of an object cell relative to a background cell (>= 1).
         threshold: RMS distance over channels from the frame's median above which a cell is object.
-        predicted: optional x0 prediction ``(B, F_lat, C, h, w)`` whose object cells weigh too.
 
     Returns:
         ``(B, F_lat, 1, h, w)`` float32 weights, mean 1 over each sample's cells.
@@ -362,10 +338,10 @@ def object_cell_weights(latents: torch.Tensor, object_weight: float, threshold: 
         raise ValueError(f"object_weight must be >= 1 (got {object_weight}); 1 turns the weighting off")
     if threshold <= 0:
         raise ValueError(f"object_threshold must be > 0 (got {threshold})")
-    marks = object_cells(latents, threshold)  # (B, F, 1, h, w)
-    if predicted is not None:
-        marks = marks | object_cells(predicted, threshold)
-    weights = 1 + (object_weight - 1) * marks.float()
+    x = latents.detach().float()
+    background = x.flatten(3).median(dim=3).values[..., None, None]  # (B, F, C, 1, 1)
+    distance = (x - background).square().mean(dim=2, keepdim=True).sqrt()  # (B, F, 1, h, w)
+    weights = 1 + (object_weight - 1) * (distance > threshold).float()
     return weights / weights.flatten(1).mean(1).view(-1, 1, 1, 1, 1)
 
 
@@ -380,7 +356,6 @@ def v_prediction_loss(
     snr_gamma: float = 5.0,
     object_weight: float = 1.0,
     object_threshold: float = 0.5,
-    object_marks: str = "clean",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """MSE between the transformer's v and ``scheduler.get_velocity`` at a random timestep.
 
@@ -395,17 +370,10 @@ def v_prediction_loss(
             ``"uniform"`` is the reference's plain mean.
         object_weight, object_threshold: weigh each cell by :func:`object_cell_weights` of the clean
             latents (``object_weight=1``, the default and the reference: every cell alike).
-        object_marks: ``"clean"`` (object cells of the clean latents) or ``"clean-or-predicted"`` (also
-            those of the x0 the prediction implies, ``sqrt(a_t) x_t - sqrt(1 - a_t) v``; v-prediction only).
 
     Returns:
         ``(loss, {"timesteps", "noise", "noisy", "target", "pred"})``.
     """
-    if object_marks not in OBJECT_MARKS:
-        raise ValueError(f"unknown object_marks {object_marks!r}; choose one of {', '.join(OBJECT_MARKS)}")
-    if object_marks != "clean" and scheduler.config.prediction_type != "v_prediction":
-        raise ValueError("object_marks='clean-or-predicted' needs a v_prediction scheduler (its x0 is defined at "
-                         "every timestep); use object_marks='clean'")
     b = latents.shape[0]
     device = latents.device
     timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator)  # (B,)
@@ -431,11 +399,7 @@ def v_prediction_loss(
     else:
         error = (pred.float() - target.float()).square()  # (B, F, C, h, w)
         if object_weight != 1:
-            predicted = None
-            if object_marks == "clean-or-predicted":  # x0 = sqrt(a) x_t - sqrt(1 - a) v
-                a = scheduler.alphas_cumprod.to(device)[timesteps].float().view(b, 1, 1, 1, 1)
-                predicted = a.sqrt() * noisy.detach().float() - (1 - a).sqrt() * pred.detach().float()
-            error = error * object_cell_weights(latents, object_weight, object_threshold, predicted).to(error)
+            error = error * object_cell_weights(latents, object_weight, object_threshold).to(error)
         per_sample = error.flatten(1).mean(1)  # (B,)
         loss = (timestep_loss_weights(scheduler, timesteps, weighting, snr_gamma).to(per_sample) * per_sample).mean()
     return loss, dict(timesteps=timesteps, noise=noise, noisy=noisy, target=target, pred=pred)
@@ -477,7 +441,6 @@ def training_loss(
     snr_gamma: float = 5.0,
     object_weight: float = 1.0,
     object_threshold: float = 0.5,
-    object_marks: str = "clean",
 ) -> LossOutput:
     """The reference training step's loss for one batch (see the module docstring).
 
@@ -490,7 +453,7 @@ def training_loss(
         generator: CPU generator, the run's training randomness.
         text_dropout, t2v_zero_prob, mask_probabilities, noise_aug, latent_sampling: the recipe.
         device: where the transformer runs (default the VAE's device).
-        weighting, snr_gamma, object_weight, object_threshold, object_marks: the loss's weights
+        weighting, snr_gamma, object_weight, object_threshold: the loss's weights
             (:func:`v_prediction_loss`).
     """
     device = torch.device(device) if device is not None else vae.device
@@ -519,7 +482,7 @@ def training_loss(
     # 5. v-prediction MSE.
     loss, extras = v_prediction_loss(
         transformer, scheduler, latents.to(device), embeds, inpaint.to(device), generator, weighting, snr_gamma,
-        object_weight, object_threshold, object_marks,
+        object_weight, object_threshold,
     )
     return LossOutput(loss, extras["timesteps"], kinds, dropped, zeroed)
 
@@ -539,7 +502,6 @@ def cached_training_loss(
     snr_gamma: float = 5.0,
     object_weight: float = 1.0,
     object_threshold: float = 0.5,
-    object_marks: str = "clean",
 ) -> LossOutput:
     """The training step's loss on a latent cache with inpaint conditionings (no VAE, no T5).
 
@@ -564,7 +526,7 @@ def cached_training_loss(
             :func:`v_prediction_loss` draws.
         text_dropout, t2v_prob, t2v_zero_prob, latent_sampling: the recipe.
         device: where the transformer runs.
-        weighting, snr_gamma, object_weight, object_threshold, object_marks: the loss's weights
+        weighting, snr_gamma, object_weight, object_threshold: the loss's weights
             (:func:`v_prediction_loss`).
     """
     latents = batch["latents"]
@@ -590,6 +552,6 @@ def cached_training_loss(
         latents = latents + batch["latents_std"] * eps
     loss, extras = v_prediction_loss(
         transformer, scheduler, latents.to(device), embeds.to(device), inpaint.to(device), generator, weighting,
-        snr_gamma, object_weight, object_threshold, object_marks,
+        snr_gamma, object_weight, object_threshold,
     )
     return LossOutput(loss, extras["timesteps"], kinds, dropped, zeroed)

@@ -695,7 +695,6 @@ def _train_transformer(
                         t2v_zero_prob=config.t2v_zero_prob, latent_sampling=config.latent_sampling,
                         device=accelerator.device, weighting=config.loss_weighting, snr_gamma=config.snr_gamma,
                         object_weight=config.object_weight, object_threshold=config.object_threshold,
-                        object_marks=config.object_marks,
                     )
                 else:
                     out = training_loss(
@@ -705,7 +704,6 @@ def _train_transformer(
                         latent_sampling=config.latent_sampling, device=accelerator.device,
                         weighting=config.loss_weighting, snr_gamma=config.snr_gamma,
                         object_weight=config.object_weight, object_threshold=config.object_threshold,
-                        object_marks=config.object_marks,
                     )
                 accelerator.backward(out.loss)
                 if accelerator.sync_gradients:
