@@ -326,6 +326,11 @@ def object_cell_weights(latents: torch.Tensor, object_weight: float, threshold: 
     moves. ``object_weight=1`` is the reference (all ones). A departure from the reference for
     scratch training on plain backgrounds; nothing in CogVideoX-Fun weighs cells.
 
+    Weights that depend on the clean latents change what the loss is minimised by: the conditional
+    mean ``E[x0 | x_t]`` becomes ``E[w x0 | x_t] / E[w | x_t]``, so at high noise every place the
+    object might be is predicted brighter in its colour. Measured on the toy model (DIAGNOSIS.md
+    sections 14-15): colour and kept first frames improve, and objects are drawn several times too big.
+
     Args:
         latents: clean latents ``(B, F_lat, C, h, w)``.
         object_weight: weight of an object cell relative to a background cell (>= 1).
