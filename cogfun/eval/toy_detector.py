@@ -290,11 +290,9 @@ def describe_object(found: dict, frame_size: tuple[int, int], size: float | None
     ratio = None
     if found["found"] and size is not None and seen.any():
         ratio = float(np.median(areas[seen]) / (size * min(frame_size)) ** 2)
-    error = None
+    error = displacement = None
     if found["found"]:
         error = float(np.linalg.norm(found["rgb"] - np.asarray(PALETTE[found["colour"]])))
-    displacement = None
-    if found["found"]:
         displacement = [round(float(d) / min(frame_size), 4) for d in found["displacement"]]
     return dict(detected_colour=found["colour"], detected_shape=found["shape"], detected_direction=found["direction"],
                 colour_error=error, seen_frames=float(seen.mean()), area_ratio=ratio, displacement=displacement)

@@ -19,6 +19,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from cogfun.data.toy import COLOURS, DIRECTIONS, SHAPES
 
 #: The values an attribute can take, in table order.
@@ -86,14 +88,10 @@ def drift(records: list[dict], subset: str) -> dict[str, dict]:
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error (nan where fewer than 2 values)."""
-    n = len(values)
-    if n == 0:
-        return (float("nan"), float("nan"))
-    mean = sum(values) / n
-    if n < 2:
-        return (mean, float("nan"))
-    return (mean, (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5)
+    """Mean and standard error (sample std / sqrt(n), the estimator of `cogfun eval`'s ``_se``; nan where undefined)."""
+    x = np.asarray(values, np.float64)
+    mean = float(x.mean()) if len(x) else float("nan")
+    return mean, float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
 def drift_markdown(table: dict[str, dict], subset: str) -> str:
