@@ -71,3 +71,37 @@ def test_drift_means_per_asked_direction_and_across_the_asked_axis(tmp_path):
     assert "across the asked axis" in confusion.main([str(path), "--subset", "t2v", "--drift"])
     with pytest.raises(ValueError, match="carry no displacement"):
         confusion.drift(RECORDS, "t2v")
+
+
+def test_centre_pull_fits_the_across_axis_motion_against_the_start_offset(tmp_path):
+    from cogfun.data.toy import ToyClipSpec, shape_track
+
+    height, width, frames = 64, 96, 17
+    records = []
+    for i, asked in enumerate(["up", "down", "still", "left", "right"] * 3):
+        spec = ToyClipSpec("shape", asked, "grey", "circle", "red", size=0.3, speed=0.8)
+        seed = 1000 + i
+        x, y = shape_track(spec, height, width, frames, seed)[0][0]
+        off_x, off_y = (x - width / 2) / height, (y - height / 2) / height
+        # A model that drifts right by 0.05 and takes the object half way back to the centre across the asked axis.
+        dx = 0.05 - 0.5 * off_x if asked in ("up", "down", "still") else 0.7
+        dy = -0.5 * off_y if asked in ("left", "right", "still") else 0.4
+        records.append(dict(subset="i2v", spec=spec.to_dict(), render_seed=seed, height=height, width=width,
+                            num_frames=frames, displacement=[dx, dy], detected_direction=asked))
+    records.append(dict(records[0], displacement=None))  # nothing found: skipped
+    fits = confusion.centre_pull(records, "i2v")
+    assert fits["dx"]["n"] == 9 and fits["dy"]["n"] == 9
+    assert fits["dx"]["intercept"][0] == pytest.approx(0.05) and fits["dx"]["slope"][0] == pytest.approx(-0.5)
+    assert fits["dy"]["intercept"][0] == pytest.approx(0.0, abs=1e-9) and fits["dy"]["slope"][0] == pytest.approx(-0.5)
+    assert fits["dx"]["slope"][1] == pytest.approx(0.0, abs=1e-9)  # an exact line: no error
+    # The plain mean is drift()'s "across" number, which the start positions move.
+    across = [r["displacement"][0] for r in records[:-1] if r["spec"]["direction"] in ("up", "down", "still")]
+    assert fits["dx"]["mean"][0] == pytest.approx(sum(across) / len(across))
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"records": records}))
+    text = confusion.main([str(path), "--subset", "i2v", "--centre-pull"])
+    assert "| +0.050 +- 0.000 | -0.50 +- 0.00 |" in text
+    with pytest.raises(ValueError, match="needs a given first frame"):
+        confusion.centre_pull(records, "t2v")
+    with pytest.raises(ValueError, match="render_seed"):
+        confusion.centre_pull([{k: v for k, v in r.items() if k != "render_seed"} for r in records], "i2v")

@@ -6,10 +6,13 @@ read (``none``: nothing found). A default guess shows as one column filled in ev
 the shipped model reads "left" in 18 of 48 text-to-video videos).
 
     .venv/bin/python experiments/toy-model/confusion.py experiments/toy-model/results/metrics.json \\
-        [--subset t2v i2v] [--attribute direction] [--drift] [--out table.md]
+        [--subset t2v i2v] [--attribute direction] [--drift] [--centre-pull] [--out table.md]
 
 ``--drift`` adds the mean fitted motion per asked direction (``displacement`` of the records) and the motion across
-the asked axis: a drift the model adds to every video, whatever it was asked.
+the asked axis: a drift the model adds to every video, whatever it was asked. ``--centre-pull`` (subsets whose first
+frame is given: ``i2v``, ``start_end``) fits that across-axis motion against where the object starts: a mean drift
+can be only the held-out items' start positions seen through a model that pulls objects to the centre
+(DIAGNOSIS.md section 16).
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cogfun.data.toy import COLOURS, DIRECTIONS, SHAPES
+from cogfun.data.toy import COLOURS, DIRECTIONS, SHAPES, ToyClipSpec, shape_track
 
 #: The values an attribute can take, in table order.
 VALUES = {"direction": tuple(DIRECTIONS), "colour": tuple(COLOURS), "shape": tuple(SHAPES)}
 #: The subsets whose records carry detector readings.
 READ_SUBSETS = ("t2v", "i2v", "start_end")
+#: The subsets whose first frame is given, so where the object starts is known.
+GIVEN_START_SUBSETS = ("i2v", "start_end")
 
 
 def confusion(records: list[dict], subset: str, attribute: str = "direction") -> dict[str, Counter]:
@@ -106,6 +111,70 @@ def drift_markdown(table: dict[str, dict], subset: str) -> str:
     return "\n".join(lines)
 
 
+def centre_pull(records: list[dict], subset: str) -> dict[str, dict]:
+    """The motion across the asked axis fitted against the object's start offset from the centre, by least squares.
+
+    For clips asked to go up, down or stand still, ``dx`` against the start's horizontal offset from the frame's
+    centre; for clips asked to go left, right or stand still, ``dy`` against the vertical offset (both in fractions of
+    the short side, like ``displacement``; the start is the ground truth's first frame, ``shape_track`` of the
+    record's spec, render seed and size, which is the frame the model was given). The true motion across the axis is
+    0 whatever the start, so a model that keeps the object on its line has slope 0 and intercept 0; slope -1 means
+    it takes the object all the way back to the centre; the intercept is a drift left over once that is accounted
+    for. Returns ``{"dx": fit, "dy": fit}``, each ``fit`` with ``n``, ``intercept`` and ``slope`` (each ``(value,
+    standard error)``) and ``mean`` (the plain mean, :func:`drift`'s ``across``).
+    """
+    if subset not in GIVEN_START_SUBSETS:
+        raise ValueError(f"the centre pull needs a given first frame: subset must be one of {GIVEN_START_SUBSETS} "
+                         f"(got {subset!r}; in t2v the model chooses where the object starts)")
+    rows = [r for r in records if r.get("subset") == subset and "spec" in r]
+    if not rows:
+        raise ValueError(f"no {subset!r} records with a spec; subsets with detector readings: {READ_SUBSETS}")
+    if "displacement" not in rows[0] or "render_seed" not in rows[0]:
+        raise ValueError(f"the {subset!r} records carry no displacement or render_seed: rerun `cogfun eval` with this "
+                         "version (records before 2026-12-07 lack the displacement)")
+    points: dict[str, list[tuple[float, float]]] = {"dx": [], "dy": []}
+    for r in rows:
+        if r["displacement"] is None:
+            continue
+        spec = ToyClipSpec.from_dict(r["spec"])
+        height, width = r["height"], r["width"]
+        start = shape_track(spec, height, width, r["num_frames"], r["render_seed"])[0][0]  # (x, y) in pixels
+        short = min(height, width)
+        if spec.direction in ("up", "down", "still"):
+            points["dx"].append(((start[0] - width / 2) / short, r["displacement"][0]))
+        if spec.direction in ("left", "right", "still"):
+            points["dy"].append(((start[1] - height / 2) / short, r["displacement"][1]))
+    return {axis: _line_fit(values) for axis, values in points.items()}
+
+
+def _line_fit(points: list[tuple[float, float]]) -> dict:
+    """Least-squares ``y = intercept + slope * x`` with standard errors (ordinary least squares, n - 2 dof)."""
+    if len(points) < 3:
+        return dict(n=len(points), intercept=(float("nan"),) * 2, slope=(float("nan"),) * 2,
+                    mean=_mean_se([y for _, y in points]))
+    xy = np.asarray(points, np.float64)
+    design = np.column_stack([np.ones(len(xy)), xy[:, 0]])
+    coef, *_ = np.linalg.lstsq(design, xy[:, 1], rcond=None)
+    residual = xy[:, 1] - design @ coef
+    cov = residual @ residual / (len(xy) - 2) * np.linalg.inv(design.T @ design)
+    se = np.sqrt(np.diag(cov))
+    return dict(n=len(xy), intercept=(float(coef[0]), float(se[0])), slope=(float(coef[1]), float(se[1])),
+                mean=_mean_se(xy[:, 1].tolist()))
+
+
+def centre_pull_markdown(fits: dict[str, dict], subset: str) -> str:
+    """:func:`centre_pull`'s fits as markdown."""
+    lines = [f"| across the asked axis ({subset}) | videos | mean | intercept (drift) | slope (-1: back to the centre) |",
+             "|---|---|---|---|---|"]
+    names = {"dx": "dx against the start's x offset (asked up, down, still)",
+             "dy": "dy against the start's y offset (asked left, right, still)"}
+    for axis, fit in fits.items():
+        lines.append(f"| {names[axis]} | {fit['n']} | {fit['mean'][0]:+.3f} +- {fit['mean'][1]:.3f} | "
+                     f"{fit['intercept'][0]:+.3f} +- {fit['intercept'][1]:.3f} | "
+                     f"{fit['slope'][0]:+.2f} +- {fit['slope'][1]:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("record", help="a `cogfun eval` metrics.json")
@@ -113,12 +182,17 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--attribute", default="direction", choices=sorted(VALUES))
     parser.add_argument("--drift", action="store_true",
                         help="also the mean fitted motion per asked direction and across the asked axis")
+    parser.add_argument("--centre-pull", action="store_true",
+                        help="also fit the across-axis motion against the start's offset from the centre "
+                             f"(subsets {', '.join(GIVEN_START_SUBSETS)})")
     parser.add_argument("--out", help="also write the tables to this markdown file")
     args = parser.parse_args(argv)
     records = json.loads(Path(args.record).read_text())["records"]
     tables = [markdown(confusion(records, s, args.attribute), s, args.attribute) for s in args.subset]
     if args.drift:
         tables += [drift_markdown(drift(records, s), s) for s in args.subset]
+    if args.centre_pull:
+        tables += [centre_pull_markdown(centre_pull(records, s), s) for s in args.subset if s in GIVEN_START_SUBSETS]
     text = "\n\n".join(tables)
     print(text)
     if args.out:
